@@ -1,0 +1,1 @@
+"""MoMask inference: the released checkpoints, loaded unchanged, giving the official numbers."""
