@@ -1,0 +1,282 @@
+"""Install the weights a user downloaded: the official zip or `checkpoints/` folder, and OpenAI's CLIP.
+
+Pure Python, run from a worker thread with `progress(done, total)` and a cancel flag. Everything is
+unpacked into a temporary folder inside the target root first and moved into place only when the
+structure checks out, so a bad or cancelled install leaves the root as it was. Zips are untrusted:
+a member that would land outside its folder (absolute path, `..`, drive letter, symlink) is refused
+before anything is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from .assets import (
+    CLIP_REL,
+    CLIP_SHA256,
+    HUMANML3D,
+    Release,
+    checkpoints_rel,
+    discover_release,
+    read_opt,
+    release_assets,
+    release_folders,
+)
+from .download import CancelFlag, is_cancelled
+
+ProgressFn = Callable[[int, int | None], None]
+_CHUNK = 1 << 20
+_SEARCH_DEPTH = 4  # how deep inside a zip/folder the checkpoints/t2m level may sit
+
+
+class InstallError(Exception):
+    """The file cannot be installed; the message says why."""
+
+
+class InstallCancelled(InstallError):
+    """The cancel flag was raised; nothing was changed."""
+
+
+def install_from_path(
+    path: Path,
+    root: Path,
+    release: Release | None = HUMANML3D,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+) -> list[Path]:
+    """Install whatever the user picked: a models zip, a checkpoints folder or `ViT-B-32.pt`."""
+    path = Path(path)
+    if path.is_dir():
+        return install_checkpoints_folder(path, root, release, progress=progress, cancel=cancel)
+    if path.suffix.lower() == ".pt":
+        return [install_clip(path, root, progress=progress, cancel=cancel)]
+    if zipfile.is_zipfile(path):
+        return install_models_zip(path, root, release, progress=progress, cancel=cancel)
+    raise InstallError(f"{path.name}: expected humanml3d_models.zip, a checkpoints folder or ViT-B-32.pt")
+
+
+def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member could write outside the folder it is unpacked into (None if it can't)."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "'..' in the path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    return None
+
+
+def check_zip_members(zf: zipfile.ZipFile) -> None:
+    """Refuse the whole archive if any member is unsafe (zip slip)."""
+    for info in zf.infolist():
+        if (reason := unsafe_member_reason(info)) is not None:
+            raise InstallError(f"refused: the zip member {info.filename!r} is unsafe ({reason})")
+
+
+def install_models_zip(
+    zip_path: Path,
+    root: Path,
+    release: Release | None = HUMANML3D,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+) -> list[Path]:
+    """Unpack the official `humanml3d_models.zip` into `<root>/checkpoints/t2m/`.
+
+    Returns the installed model folders. `release=None` accepts any complete release found in
+    the zip (used for the small reference models).
+    """
+    root = Path(root)
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InstallError(f"{Path(zip_path).name} is not a readable zip: {exc}") from exc
+    with zf:
+        check_zip_members(zf)  # before anything is created on disk
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        with _staging(root) as tmp:
+            _check_space(root, sum(i.file_size for i in members))
+            _extract(zf, members, tmp, progress, cancel)
+            return _install_release_tree(tmp, root, release, Path(zip_path).name)
+
+
+def install_checkpoints_folder(
+    src: Path,
+    root: Path,
+    release: Release | None = HUMANML3D,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+) -> list[Path]:
+    """Copy a `checkpoints/` folder (or its `t2m/` folder) into `<root>/checkpoints/t2m/`."""
+    src, root = Path(src), Path(root)
+    dataset_dir = _find_dataset_dir(src, release)
+    if dataset_dir is None:
+        raise InstallError(f"{src} holds no MoMask checkpoints ({_expected(release)})")
+    found = release or discover_release(dataset_dir)
+    assert found is not None
+    if dataset_dir.resolve() == (root / checkpoints_rel(found)).resolve():
+        return [dataset_dir / name for name in release_folders(found)]  # installed already
+    files = [p for name in release_folders(found)
+             for p in sorted((dataset_dir / name).rglob("*")) if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    with _staging(root) as tmp:
+        _check_space(root, total)
+        done = 0
+        for path in files:
+            target = tmp / path.relative_to(dataset_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb") as fin, open(target, "wb") as fout:
+                done = _copy(fin, fout, done, total, progress, cancel)
+        return _install_release_tree(tmp, root, found, str(src))
+
+
+def install_clip(
+    src: Path,
+    root: Path,
+    *,
+    sha256: str | None = CLIP_SHA256,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag = None,
+) -> Path:
+    """Copy OpenAI's `ViT-B-32.pt` to `<root>/clip/ViT-B-32.pt`, checking its SHA-256 on the way.
+
+    `sha256=None` skips the check (a TorchScript archive is still required): for test models.
+    """
+    src, dest = Path(src), Path(root) / CLIP_REL
+    if not zipfile.is_zipfile(src):
+        raise InstallError(f"{src.name} is not a TorchScript archive like OpenAI's ViT-B-32.pt")
+    total = src.stat().st_size
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _check_space(dest.parent, total)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with open(src, "rb") as fin, open(part, "wb") as fout:
+            _copy(fin, fout, 0, total, progress, cancel, digest)
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise InstallError(
+                f"{src.name} is not OpenAI's ViT-B/32: sha256 {digest.hexdigest()}, expected {sha256}"
+            )
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+@contextmanager
+def _staging(root: Path) -> Iterator[Path]:
+    """A temporary folder inside `root` (same disk, so the final moves are renames), always removed."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".install-", dir=root))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_space(folder: Path, needed: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise InstallError(
+            f"not enough disk space in {folder}: needs {needed / 1e6:,.0f} MB, {free / 1e6:,.0f} MB free"
+        )
+
+
+def _copy(fin, fout, done: int, total: int | None, progress: ProgressFn | None, cancel: CancelFlag,
+          digest=None) -> int:
+    """Copy one stream in chunks with progress, cancel and an optional running hash."""
+    while chunk := fin.read(_CHUNK):
+        if is_cancelled(cancel):
+            raise InstallCancelled("install cancelled")
+        fout.write(chunk)
+        if digest is not None:
+            digest.update(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], tmp: Path,
+             progress: ProgressFn | None, cancel: CancelFlag) -> None:
+    """Write the (already checked) members under `tmp`, never following the names outside it."""
+    total, done, base = sum(i.file_size for i in members), 0, tmp.resolve()
+    for info in members:
+        target = (tmp / info.filename.replace("\\", "/")).resolve()
+        if not target.is_relative_to(base):  # belt and braces after check_zip_members
+            raise InstallError(f"refused: the zip member {info.filename!r} is unsafe (outside the folder)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with zf.open(info) as fin, open(target, "wb") as fout:
+                done = _copy(fin, fout, done, total, progress, cancel)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+            raise InstallError(f"could not unpack {info.filename}: {exc}") from exc
+
+
+def _expected(release: Release | None) -> str:
+    if release is None:
+        return "expected folders named like t2m_*, tres_*, rvq_* with opt.txt"
+    return "expected " + ", ".join(release_folders(release))
+
+
+def _find_dataset_dir(top: Path, release: Release | None) -> Path | None:
+    """The folder that holds the model folders (`checkpoints/t2m` in the official layout)."""
+    queue = [(top, 0)]
+    while queue:
+        folder, depth = queue.pop(0)
+        if release is not None and (folder / release.rvq / "opt.txt").is_file():
+            return folder
+        if release is None and discover_release(folder) is not None:
+            return folder
+        if depth < _SEARCH_DEPTH:
+            try:
+                subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:
+                continue
+            # `t2m` before `kit` when a whole checkpoints/ folder was given.
+            subs.sort(key=lambda p: (p.name != "t2m", p.name))
+            queue.extend((p, depth + 1) for p in subs if not p.name.startswith(("__MACOSX", ".")))
+    return None
+
+
+def _install_release_tree(tmp: Path, root: Path, release: Release | None, source: str) -> list[Path]:
+    """Check the unpacked tree and move its model folders into `<root>/checkpoints/<dataset>/`."""
+    dataset_dir = _find_dataset_dir(tmp, release)
+    if dataset_dir is None:
+        raise InstallError(f"{source} holds no MoMask checkpoints ({_expected(release)}); nothing installed")
+    release = release or discover_release(dataset_dir)
+    assert release is not None
+    prefix = checkpoints_rel(release) + "/"
+    missing = [a.rel[len(prefix):] for a in release_assets(release, with_clip=False)
+               if not (dataset_dir / a.rel[len(prefix):]).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        listed = ", ".join(missing[:3]) + more
+        raise InstallError(f"{source} is incomplete: missing {listed}; nothing installed")
+    for name in release_folders(release):
+        opt_name = read_opt(dataset_dir / name / "opt.txt").get("name")
+        if opt_name is not None and opt_name != name:
+            raise InstallError(f"{source}: {name}/opt.txt says name: {opt_name}; nothing installed")
+    dest_dir = root / checkpoints_rel(release)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for name in release_folders(release):
+        dest = dest_dir / name
+        if dest.exists():
+            os.replace(dest, tmp / f".old-{name}")  # removed with the staging folder
+        os.replace(dataset_dir / name, dest)
+        installed.append(dest)
+    return installed
