@@ -1,0 +1,72 @@
+"""Loading checkpoint files as untrusted input: tensors only, every key and shape checked."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+
+def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The state dict stored under the first of `keys` present in the checkpoint at `path`.
+
+    `weights_only=True` refuses any pickle that would build objects other than tensors and
+    plain containers; `mmap=True` lets the weights stay in the page cache instead of being
+    copied, which is most of the load time of the released files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"missing checkpoint: expected {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        raise ModelError(f"{path}: refused to load, it holds more than weights ({_first_line(err)})") from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ModelError(f"{path}: not a readable checkpoint, truncated or corrupted ({_first_line(err)})") from err
+    if not isinstance(checkpoint, dict):
+        raise ModelError(f"{path}: expected a dict of state dicts, found {type(checkpoint).__name__}")
+    for key in keys:
+        if key in checkpoint:
+            state = checkpoint[key]
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise ModelError(f"{path}: entry {key!r} is not a state dict of tensors")
+            return state
+    raise ModelError(f"{path}: none of the expected entries {list(keys)} found; it has {sorted(checkpoint)}")
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def assign_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `state` into `module` with strict semantics, naming the file, key and shapes on error.
+
+    Tensors are assigned (not copied) so memory-mapped weights stay shared with the file.
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+        raise ModelError(f"{path}: the weights do not fit this model: {'; '.join(parts)}")
+    for key, want in expected.items():
+        got = state[key]
+        if tuple(got.shape) != tuple(want.shape):
+            raise ModelError(
+                f"{path}: tensor {key!r} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        if not got.is_floating_point() and want.is_floating_point():
+            raise ModelError(f"{path}: tensor {key!r} has dtype {got.dtype}, expected floating point")
+    converted = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in state.items()}
+    for key, value in converted.items():
+        if not torch.isfinite(value).all():
+            raise ModelError(f"{path}: tensor {key!r} holds NaN or infinite values")
+    module.load_state_dict(converted, strict=True, assign=True)

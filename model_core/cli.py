@@ -1,0 +1,93 @@
+"""Command line: `python -m model_core generate|replay ...`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .pipeline import GenerationSettings, MoMask
+
+DEFAULTS = GenerationSettings()
+
+
+def add_generation_flags(parser: argparse.ArgumentParser) -> None:
+    """The generation flags, shared with the Blender bake CLI so both have the same defaults."""
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length in seconds (20 fps, whole 4-frame tokens); default: the length estimator")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variations", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--guidance", type=float, default=DEFAULTS.guidance)
+    parser.add_argument("--residual-guidance", type=float, default=DEFAULTS.residual_guidance)
+    parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
+    parser.add_argument("--topk", type=float, default=DEFAULTS.topk)
+    parser.add_argument("--checkpoints", required=True, help="the official checkpoints/ folder (holding t2m/)")
+    parser.add_argument("--clip", required=True, help="OpenAI's ViT-B-32.pt (or a plain CLIP state dict)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+
+
+def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
+    return GenerationSettings(steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
+                              temperature=args.temperature, topk=args.topk)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    model = MoMask.load(args.checkpoints, args.clip, device=args.device)
+    loaded = time.perf_counter()
+    motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
+                            settings=settings_from_args(args))
+    done = time.perf_counter()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = max(motion.lengths)
+    tmp = out.with_name(out.name + ".part.npz")
+    np.savez(tmp, joints=motion.joints[:, :frames], features=motion.features[:, :frames],
+             tokens=motion.tokens, lengths=np.asarray(motion.lengths), fps=np.asarray(motion.fps))
+    tmp.replace(out)
+    print(json.dumps({"out": str(out), "frames": motion.lengths, "fps": motion.fps,
+                      "load_s": round(loaded - started, 3), "generate_s": round(done - loaded, 3)}))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import replay
+
+    outputs = replay(args.ref_dir, device=args.device)
+    np.savez(args.out, **outputs)
+    print(json.dumps({"out": args.out, "arrays": len(outputs)}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model_core", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    generate = commands.add_parser("generate", help="text → motion (.npz with joints and features)")
+    generate.add_argument("prompt")
+    generate.add_argument("--out", required=True, help="output .npz")
+    add_generation_flags(generate)
+    generate.set_defaults(run=_generate)
+    replay = commands.add_parser("replay", help="recompute a reference folder's outputs from its inputs")
+    replay.add_argument("ref_dir")
+    replay.add_argument("--out", required=True)
+    replay.add_argument("--device", default="cpu")
+    replay.set_defaults(run=_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

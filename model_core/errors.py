@@ -1,0 +1,9 @@
+"""The one exception the model core raises for bad checkpoints and bad input."""
+
+
+class ModelError(ValueError):
+    """A user-facing problem: a missing or broken file, a wrong shape, an invalid argument.
+
+    The message always names what is wrong (the file, the key, the expected and found values),
+    so callers can show it as it is.
+    """
