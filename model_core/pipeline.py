@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import motion as motion_repr
-from .checkpoint import assign_state, load_weights
+from .checkpoint import assign_state, load_weights, uninitialised
 from .clip_text import load_clip_text
 from .errors import ModelError
 from .layout import MASK_FILE, RESIDUAL_FILE, RVQ_FILE, ModelFolders, find_models
@@ -162,7 +162,8 @@ class MoMask:
                                 folders.residual_transformer / RESIDUAL_FILE, ("res_transformer",))
         length_state = load_weights(folders.length_estimator, ("estimator",))
         last = max((k for k in length_state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
-        length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
+        with uninitialised():
+            length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
         assign_state(length_model, length_state, folders.length_estimator)
 
         mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)
@@ -268,6 +269,8 @@ class MoMask:
         if lengths is None:
             lengths = [int((row[:, 0] >= 0).sum()) * unit for row in ids]
         normalised = self.rvq.decode(ids).float().cpu().numpy()
+        if not np.isfinite(normalised).all():
+            raise ModelError("the model produced NaN or infinite values: its weight files are probably corrupted")
         features = self.denormalise(normalised)
         joints = np.zeros((*features.shape[:2], self.joints_num, 3), np.float32)
         for i, frames in enumerate(lengths):
@@ -393,7 +396,8 @@ def _per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
 
 
 def _build(cls, config, path: Path, keys: tuple[str, ...]):
-    module = cls(config)
+    with uninitialised():
+        module = cls(config)
     assign_state(module, load_weights(path, keys), path)
     return module.eval()
 
