@@ -22,7 +22,10 @@ from pathlib import Path, PurePosixPath
 from .assets import (
     CLIP_REL,
     CLIP_SHA256,
+    CLIP_URL,
     HUMANML3D,
+    HUMANML3D_ZIP_DRIVE_ID,
+    HUMANML3D_ZIP_NAME,
     Release,
     checkpoints_rel,
     discover_release,
@@ -30,7 +33,15 @@ from .assets import (
     release_assets,
     release_folders,
 )
-from .download import CancelFlag, is_cancelled
+from .download import (
+    DRIVE_URL,
+    CancelFlag,
+    DownloadError,
+    download,
+    download_google_drive,
+    drive_view_url,
+    is_cancelled,
+)
 
 ProgressFn = Callable[[int, int | None], None]
 _CHUNK = 1 << 20
@@ -172,6 +183,74 @@ def install_clip(
     finally:
         part.unlink(missing_ok=True)
     return dest
+
+
+# --- download, then install ----------------------------------------------------------------------
+
+def offline_instructions(root: Path) -> str:
+    """What to tell a user when Blender's online access is off."""
+    return (
+        "Downloading is off because Blender's online access is not allowed "
+        "(Edit > Preferences > System > Network > Allow Online Access).\n"
+        f"Or download these by hand and use Install from File:\n"
+        f"  - {HUMANML3D_ZIP_NAME}: {drive_view_url(HUMANML3D_ZIP_DRIVE_ID)}\n"
+        f"  - ViT-B-32.pt: {CLIP_URL}\n"
+        f"They will be installed into {root}."
+    )
+
+
+def download_models(
+    root: Path,
+    *,
+    allow_online: bool,
+    sha256: str | None = None,
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    cancel: CancelFlag = None,
+    drive_url: str = DRIVE_URL,
+    file_id: str = HUMANML3D_ZIP_DRIVE_ID,
+    **download_options,
+) -> list[Path]:
+    """Fetch the official humanml3d_models.zip from Google Drive and install it under `root`.
+
+    The zip's hash is not published: pass a user-pinned `sha256`, otherwise the unpacked
+    structure is the check. The zip is deleted afterwards, installed or not.
+    """
+    if not allow_online:
+        raise DownloadError(offline_instructions(root))
+    zip_path = Path(root) / "downloads" / HUMANML3D_ZIP_NAME
+    _stage(on_stage, f"Downloading {HUMANML3D_ZIP_NAME}")
+    try:
+        download_google_drive(file_id, zip_path, base_url=drive_url, sha256=sha256, progress=progress,
+                              cancel=cancel, **download_options)
+        _stage(on_stage, f"Unpacking {HUMANML3D_ZIP_NAME}")
+        return install_models_zip(zip_path, root, progress=progress, cancel=cancel)
+    finally:
+        zip_path.unlink(missing_ok=True)
+
+
+def download_clip(
+    root: Path,
+    *,
+    allow_online: bool,
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    cancel: CancelFlag = None,
+    url: str = CLIP_URL,
+    sha256: str = CLIP_SHA256,
+    **download_options,
+) -> Path:
+    """Fetch OpenAI's ViT-B-32.pt straight to `<root>/clip/`, verified against its SHA-256."""
+    if not allow_online:
+        raise DownloadError(offline_instructions(root))
+    _stage(on_stage, "Downloading ViT-B-32.pt")
+    return download(url, Path(root) / CLIP_REL, sha256=sha256, progress=progress, cancel=cancel,
+                    **download_options)
+
+
+def _stage(on_stage: Callable[[str], None] | None, text: str) -> None:
+    if on_stage is not None:
+        on_stage(text)
 
 
 # --- helpers ------------------------------------------------------------------------------------

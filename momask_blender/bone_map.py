@@ -1,0 +1,412 @@
+"""Which bone of a rig plays each of the 22 HumanML3D joints: detection, checks and presets.
+
+Pure Python: the rig arrives as a list of `BoneInfo` (name, parent name). Detection goes
+(1) known naming conventions, exact names; (2) side markers and body-part keywords in the names;
+(3) the hierarchy: a limb's upper bones are the ancestors of its hand or foot, the pelvis is
+where the legs meet, the spine is the chain from there to the head, split where the arms branch.
+Nothing here knows any particular file: only conventions.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MomaskError
+from .skeleton import JOINTS, REQUIRED
+
+PRESET_FORMAT = "momask-bone-map"
+
+
+@dataclass(frozen=True)
+class BoneInfo:
+    name: str
+    parent: str | None
+
+
+def _sided(left: dict[str, str], right_of) -> dict[str, str]:
+    out = {}
+    for joint, name in left.items():
+        out[joint] = name
+        if joint.startswith("left_"):
+            out["right_" + joint[5:]] = right_of(name)
+    return out
+
+
+def _limbs(hip, knee, ankle, foot, collar, shoulder, elbow, wrist) -> dict[str, str]:
+    return {"left_hip": hip, "left_knee": knee, "left_ankle": ankle, "left_foot": foot,
+            "left_collar": collar, "left_shoulder": shoulder, "left_elbow": elbow, "left_wrist": wrist}
+
+
+# Exact names of the conventions we know; spine joints are placed by the hierarchy afterwards.
+CONVENTIONS: dict[str, dict[str, str]] = {
+    "mixamo": _sided({"pelvis": "Hips", "spine1": "Spine", "spine2": "Spine1", "spine3": "Spine2",
+                      "neck": "Neck", "head": "Head",
+                      **_limbs("LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToeBase", "LeftShoulder",
+                               "LeftArm", "LeftForeArm", "LeftHand")},
+                     lambda n: n.replace("Left", "Right")),
+    "bvh_cmu": _sided({"pelvis": "Hips", "spine1": "LowerBack", "spine2": "Spine", "spine3": "Spine1",
+                       "neck": "Neck", "head": "Head",
+                       **_limbs("LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToe", "LeftShoulder",
+                                "LeftArm", "LeftForeArm", "LeftHand")},
+                      lambda n: n.replace("Left", "Right")),
+    "unreal": _sided({"pelvis": "pelvis", "spine1": "spine_01", "spine2": "spine_02", "spine3": "spine_03",
+                      "neck": "neck_01", "head": "head",
+                      **_limbs("thigh_l", "calf_l", "foot_l", "ball_l", "clavicle_l", "upperarm_l",
+                               "lowerarm_l", "hand_l")},
+                     lambda n: n[:-2] + "_r"),
+    "vroid": _sided({"pelvis": "J_Bip_C_Hips", "spine1": "J_Bip_C_Spine", "spine2": "J_Bip_C_Chest",
+                     "spine3": "J_Bip_C_UpperChest", "neck": "J_Bip_C_Neck", "head": "J_Bip_C_Head",
+                     **_limbs("J_Bip_L_UpperLeg", "J_Bip_L_LowerLeg", "J_Bip_L_Foot", "J_Bip_L_ToeBase",
+                              "J_Bip_L_Shoulder", "J_Bip_L_UpperArm", "J_Bip_L_LowerArm", "J_Bip_L_Hand")},
+                    lambda n: n.replace("_L_", "_R_")),
+    "vrm_humanoid": _sided({"pelvis": "hips", "spine1": "spine", "spine2": "chest", "spine3": "upperChest",
+                            "neck": "neck", "head": "head",
+                            **_limbs("leftUpperLeg", "leftLowerLeg", "leftFoot", "leftToes", "leftShoulder",
+                                     "leftUpperArm", "leftLowerArm", "leftHand")},
+                           lambda n: n.replace("left", "right")),
+    "blender_metarig": _sided({"pelvis": "spine", "spine1": "spine.001", "spine2": "spine.002",
+                               "spine3": "spine.003", "neck": "spine.004", "head": "spine.006",
+                               **_limbs("thigh.L", "shin.L", "foot.L", "toe.L", "shoulder.L", "upper_arm.L",
+                                        "forearm.L", "hand.L")},
+                              lambda n: n[:-2] + ".R"),
+    "rigify_deform": _sided({"pelvis": "DEF-spine", "spine1": "DEF-spine.001", "spine2": "DEF-spine.002",
+                             "spine3": "DEF-spine.003", "neck": "DEF-spine.004", "head": "DEF-spine.006",
+                             **_limbs("DEF-thigh.L", "DEF-shin.L", "DEF-foot.L", "DEF-toe.L", "DEF-shoulder.L",
+                                      "DEF-upper_arm.L", "DEF-forearm.L", "DEF-hand.L")},
+                            lambda n: n[:-2] + ".R"),
+    "rigify_controls": _sided({"pelvis": "torso", "spine1": "spine_fk.001", "spine2": "spine_fk.002",
+                               "spine3": "chest", "neck": "neck", "head": "head",
+                               **_limbs("thigh_fk.L", "shin_fk.L", "foot_fk.L", "toe_fk.L", "shoulder.L",
+                                        "upper_arm_fk.L", "forearm_fk.L", "hand_fk.L")},
+                              lambda n: n[:-2] + ".R"),
+    "smpl": _sided({"pelvis": "Pelvis", "spine1": "Spine1", "spine2": "Spine2", "spine3": "Spine3",
+                    "neck": "Neck", "head": "Head",
+                    **_limbs("L_Hip", "L_Knee", "L_Ankle", "L_Foot", "L_Collar", "L_Shoulder", "L_Elbow",
+                             "L_Wrist")},
+                   lambda n: "R_" + n[2:]),
+    "smplx": {j: j for j in JOINTS},
+    "biped": _sided({"pelvis": "Bip01 Pelvis", "spine1": "Bip01 Spine", "spine2": "Bip01 Spine1",
+                     "spine3": "Bip01 Spine2", "neck": "Bip01 Neck", "head": "Bip01 Head",
+                     **_limbs("Bip01 L Thigh", "Bip01 L Calf", "Bip01 L Foot", "Bip01 L Toe0",
+                              "Bip01 L Clavicle", "Bip01 L UpperArm", "Bip01 L Forearm", "Bip01 L Hand")},
+                    lambda n: n.replace(" L ", " R ")),
+}
+
+_SPINE_JOINTS = ("spine1", "spine2", "spine3", "neck")
+
+
+def normalized(name: str) -> str:
+    """A name without namespaces ('mixamorig:', 'Armature|', SMPL's 'm_avg_') and case."""
+    name = re.split(r"[:|]", name)[-1]
+    name = re.sub(r"^(m_avg_|f_avg_|smplx?_)", "", name, flags=re.I)
+    return name.lower()
+
+
+# ----------------------------------------------------------------------------- name heuristics
+
+_SIDE_TOKENS = {"l": "left", "left": "left", "r": "right", "right": "right"}
+_EXCLUDE = re.compile(
+    r"finger|thumb|index|middle|ring|pinky|little|twist|roll|ik|pole|target|helper|mch|end|tip|nub|"
+    r"heel|bend|corrective|breast|bust|sleeve|hair|skirt|eye|jaw|tongue|teeth|cheek|brow|lid|lip|"
+    r"nose|ear|weapon|prop|palm|meta|carpal|upvector|ctrl|bone\d|socket|attach|vb|proxy|dummy|null",
+)
+_KEYWORDS = (  # (joint class, regex on the side-less base name), most specific first
+    ("elbow", r"forearm|lowerarm|elbow|lower_arm"),
+    ("shoulder", r"upperarm|upper_arm|^arm$|arm$"),
+    ("wrist", r"hand|wrist"),
+    ("collar", r"clavicle|collar|shoulder"),
+    ("foot", r"toe|ball"),
+    ("ankle", r"foot|ankle"),
+    ("hip", r"thigh|upleg|upperleg|upper_leg"),
+    ("knee", r"calf|shin|knee|lowerleg|lower_leg|^leg$|leg$"),
+    ("hip", r"hip"),
+)
+
+
+def side_and_base(name: str) -> tuple[str | None, str]:
+    """('left'|'right'|None, the lower-case name with the side marker and separators removed)."""
+    raw = re.split(r"[:|]", name)[-1]
+    side = None
+    low = raw.lower()
+    for word in ("left", "right"):
+        if word in low:
+            side, low = word, low.replace(word, " ")
+            break
+    tokens = [t for t in re.split(r"[\s._\-]+", low) if t]
+    if side is None:
+        for t in tokens:
+            if t in _SIDE_TOKENS:
+                side = _SIDE_TOKENS[t]
+                break
+        tokens = [t for t in tokens if t not in _SIDE_TOKENS]
+        if side is None:
+            m = re.match(r"^([LR])(?=[A-Z])", raw)  # CMU style: LHipJoint, RThumb
+            if m:
+                side = "left" if m.group(1) == "L" else "right"
+                tokens = [re.sub(r"^[lr]", "", tokens[0])] + tokens[1:] if tokens else tokens
+    base = "".join(tokens)
+    base = re.sub(r"^(def|org|j|bip\d*|jbip|c|mixamorig\d*)", "", base)
+    base = base.replace("jbip", "").replace("bip01", "")
+    return side, base
+
+
+def classify(name: str) -> tuple[str | None, str | None]:
+    """(side, joint class such as 'knee') from a bone name's words, or (side, None)."""
+    side, base = side_and_base(name)
+    if not base or _EXCLUDE.search(base) or re.search(r"\d$", base) and not base.startswith("spine"):
+        return side, None
+    for kind, pattern in _KEYWORDS:
+        if re.search(pattern, base):
+            return side, kind
+    return side, None
+
+
+# ----------------------------------------------------------------------------- hierarchy helpers
+
+
+class _Tree:
+    def __init__(self, bones: Sequence[BoneInfo]):
+        self.parent = {b.name: b.parent for b in bones}
+        self.children: dict[str | None, list[str]] = {}
+        for b in bones:
+            self.children.setdefault(b.parent, []).append(b.name)
+        self.order = [b.name for b in bones]
+
+    def ancestors(self, name: str) -> list[str]:
+        out, p = [], self.parent.get(name)
+        while p is not None:
+            out.append(p)
+            p = self.parent.get(p)
+        return out
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        return a in self.ancestors(b)
+
+    def lca(self, a: str, b: str) -> str | None:
+        chain = [a] + self.ancestors(a)
+        for x in [b] + self.ancestors(b):
+            if x in chain:
+                return x
+        return None
+
+    def path_down(self, top: str, bottom: str) -> list[str]:
+        """Bones strictly between `top` and `bottom` (top side first)."""
+        chain = self.ancestors(bottom)
+        if top not in chain:
+            return []
+        return list(reversed(chain[: chain.index(top)]))
+
+    def depth(self, name: str) -> int:
+        return len(self.ancestors(name))
+
+
+def _usable_parent(tree: _Tree, name: str) -> str | None:
+    """The nearest ancestor that is not a twist/helper bone."""
+    for a in tree.ancestors(name):
+        if not _EXCLUDE.search(side_and_base(a)[1]) and not re.search(r"\.\d{3}$", a):
+            return a
+    return None
+
+
+def _keyword_bones(tree: _Tree) -> dict[tuple[str | None, str], list[str]]:
+    found: dict[tuple[str | None, str], list[str]] = {}
+    for name in tree.order:
+        side, kind = classify(name)
+        if kind:
+            found.setdefault((side, kind), []).append(name)
+    for names in found.values():
+        names.sort(key=tree.depth)
+    return found
+
+
+def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
+    """Fill one side's leg and arm joints from keywords and the chain above hand and foot."""
+    def pick(kind, must_be_above=None):
+        for name in kw.get((side, kind), []):
+            if must_be_above is None or tree.is_ancestor(name, must_be_above):
+                return name
+        return None
+
+    def setj(joint, name):
+        if name and f"{side}_{joint}" not in out and name not in out.values():
+            out[f"{side}_{joint}"] = name
+
+    # Leg: ankle, then what is above it.
+    ankle = out.get(f"{side}_ankle") or pick("ankle")
+    if ankle:
+        setj("ankle", ankle)
+        knee = out.get(f"{side}_knee") or pick("knee", ankle) or _usable_parent(tree, ankle)
+        setj("knee", knee)
+        if knee:
+            hip = out.get(f"{side}_hip") or pick("hip", knee) or _usable_parent(tree, knee)
+            setj("hip", hip)
+        toe = out.get(f"{side}_foot") or next(
+            (n for n in kw.get((side, "foot"), []) if tree.is_ancestor(ankle, n)), None)
+        if toe is None:
+            kids = [c for c in tree.children.get(ankle, []) if classify(c)[1] is not None or
+                    not _EXCLUDE.search(side_and_base(c)[1])]
+            toe = kids[0] if len(kids) == 1 else None
+        setj("foot", toe)
+    else:
+        hip = out.get(f"{side}_hip") or pick("hip")
+        knee = out.get(f"{side}_knee") or pick("knee")
+        if knee and not hip and not any(tree.is_ancestor(k, knee) for k in kw.get((side, "hip"), [])):
+            hip, knee = knee, None  # a single 'Leg' bone: it is the whole leg, from the hip
+        setj("hip", hip)
+        setj("knee", knee)
+
+    # Arm: wrist, then what is above it.
+    wrist = out.get(f"{side}_wrist") or pick("wrist")
+    if wrist:
+        setj("wrist", wrist)
+        elbow = out.get(f"{side}_elbow") or pick("elbow", wrist) or _usable_parent(tree, wrist)
+        setj("elbow", elbow)
+        shoulder = out.get(f"{side}_shoulder")
+        if elbow and not shoulder:
+            shoulder = pick("shoulder", elbow) or _usable_parent(tree, elbow)
+            # 'Shoulder' names a collar in most conventions: an upper-arm keyword wins.
+            if shoulder and classify(shoulder)[1] == "collar":
+                parent = _usable_parent(tree, shoulder)
+                if parent and classify(parent)[1] == "collar":
+                    pass  # SMPL style: L_Collar above L_Shoulder
+            setj("shoulder", shoulder)
+    else:
+        setj("shoulder", out.get(f"{side}_shoulder") or pick("shoulder"))
+        setj("elbow", out.get(f"{side}_elbow") or pick("elbow"))
+    shoulder = out.get(f"{side}_shoulder")
+    if shoulder and f"{side}_collar" not in out:
+        parent = _usable_parent(tree, shoulder)
+        if parent and side_and_base(parent)[0] == side:
+            setj("collar", parent)
+
+
+def _spine(tree: _Tree, out: dict[str, str], kw) -> None:
+    """Pelvis where the legs meet; spine, neck and head along the chain to the head."""
+    hips = [out.get("left_hip"), out.get("right_hip")]
+    if all(hips):
+        meet = tree.lca(*hips)
+        if meet and meet not in hips:
+            table = out.get("pelvis")
+            if not (table and tree.is_ancestor(table, hips[0]) and tree.is_ancestor(table, hips[1])):
+                out["pelvis"] = meet
+    pelvis = out.get("pelvis")
+    if pelvis is None:
+        return
+    tops = [out.get(f"{s}_{j}") for s in ("left", "right") for j in ("collar", "shoulder")]
+    left_top = out.get("left_collar") or out.get("left_shoulder")
+    right_top = out.get("right_collar") or out.get("right_shoulder")
+    branch = tree.lca(left_top, right_top) if left_top and right_top else None
+    if branch is not None and branch != pelvis and not tree.is_ancestor(pelvis, branch):
+        branch = None
+    head = out.get("head")
+    if head is None or not tree.is_ancestor(pelvis, head):
+        head = None
+        centre = [n for n in tree.order if side_and_base(n)[0] is None and "head" in side_and_base(n)[1]
+                  and not _EXCLUDE.search(side_and_base(n)[1]) and tree.is_ancestor(pelvis, n)]
+        if branch:
+            centre = [n for n in centre if tree.is_ancestor(branch, n)] or centre
+        if centre:
+            head = min(centre, key=tree.depth)
+    if head:
+        out["head"] = head
+    for j in _SPINE_JOINTS:
+        out.pop(j, None)
+    if head is None and branch is None:
+        return
+    top = head or branch
+    between = tree.path_down(pelvis, top)  # spine bones strictly between the pelvis and top
+    between = [b for b in between if b not in tops and b not in out.values()]
+    if branch and branch != pelvis and head:
+        lower = between[: between.index(branch) + 1] if branch in between else []
+        upper = between[between.index(branch) + 1:] if branch in between else []
+    elif head:
+        lower, upper = between[:-1], between[-1:]
+    else:
+        lower, upper = between, []
+    if upper:
+        out["neck"] = upper[0]
+    if lower:
+        out["spine3"] = lower[-1]
+        if len(lower) >= 2:
+            out["spine1"] = lower[0]
+        if len(lower) >= 3:
+            out["spine2"] = lower[len(lower) // 2]
+
+
+def detect_bone_map(bones: Sequence[BoneInfo]) -> dict[str, str]:
+    """Joint name → bone name for as many of the 22 joints as the rig has (possibly fewer)."""
+    tree = _Tree(bones)
+    by_norm: dict[str, str] = {}
+    for b in bones:
+        by_norm.setdefault(normalized(b.name), b.name)
+    # 1. The convention with the most exact names gives the first guesses.
+    best: dict[str, str] = {}
+    for table in CONVENTIONS.values():
+        hits = {j: by_norm[n.lower()] for j, n in table.items() if n.lower() in by_norm}
+        if len(hits) > len(best):
+            best = hits
+    out = {j: b for j, b in best.items() if j not in _SPINE_JOINTS} if len(best) >= 4 else {}
+    # 2. Keywords and the chains above hands and feet fill the rest, per side.
+    kw = _keyword_bones(tree)
+    for side in ("left", "right"):
+        _limb(tree, kw, side, out)
+    # 3. The hierarchy places the pelvis, spine, neck and head.
+    _spine(tree, out, kw)
+    return {j: out[j] for j in JOINTS if j in out}
+
+
+def missing_required(bone_map: dict[str, str]) -> list[str]:
+    return [j for j in REQUIRED if not bone_map.get(j)]
+
+
+def check_bone_map(bone_map: dict, bone_names: Iterable[str]) -> dict[str, str]:
+    """A cleaned map: known joint names, bones that exist, each bone once. Raises on bad input."""
+    if not isinstance(bone_map, dict):
+        raise MomaskError("a bone map must be a JSON object of joint name → bone name")
+    names = set(bone_names)
+    unknown = [j for j in bone_map if j not in JOINTS]
+    if unknown:
+        raise MomaskError(f"bone map has unknown joint names {unknown}; joints are: {', '.join(JOINTS)}")
+    clean = {j: b for j, b in bone_map.items() if isinstance(b, str) and b}
+    absent = sorted(b for b in clean.values() if b not in names)
+    if absent:
+        raise MomaskError(f"bone map names bones this armature does not have: {absent}")
+    seen: dict[str, str] = {}
+    for j, b in clean.items():
+        if b in seen:
+            raise MomaskError(f"bone '{b}' is mapped to both {seen[b]} and {j}")
+        seen[b] = j
+    return {j: clean[j] for j in JOINTS if j in clean}
+
+
+def map_to_json(bone_map: dict[str, str]) -> str:
+    return json.dumps({j: bone_map[j] for j in JOINTS if j in bone_map})
+
+
+def map_from_json(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as err:
+        raise MomaskError(f"the bone map is not valid JSON: {err}") from None
+    if isinstance(data, dict) and data.get("format") == PRESET_FORMAT:
+        data = data.get("map")
+    if not isinstance(data, dict):
+        raise MomaskError("a bone map must be a JSON object of joint name → bone name")
+    return data
+
+
+def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") -> None:
+    payload = {"format": PRESET_FORMAT, "version": 1, "rig": rig_name,
+               "map": {j: bone_map[j] for j in JOINTS if j in bone_map}}
+    Path(path).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+
+def load_preset(path: str | Path, bone_names: Iterable[str]) -> dict[str, str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise MomaskError(f"cannot read bone map preset {path}: {err.strerror}") from None
+    return check_bone_map(map_from_json(text), bone_names)

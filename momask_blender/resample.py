@@ -1,0 +1,31 @@
+"""Frame-rate conversion of sampled motion (the model's 20 fps → the scene's rate)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def frame_count(frames: int, src_fps: float, dst_fps: float) -> int:
+    """Frames at `dst_fps` covering the same time as `frames` samples at `src_fps` (end included)."""
+    if frames < 1:
+        return 0
+    return int(np.floor((frames - 1) * dst_fps / src_fps + 1e-6)) + 1
+
+
+def resample(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """Linear interpolation along axis 0, sample k taken at time k / dst_fps."""
+    x = np.asarray(x, dtype=np.float64)
+    if not (src_fps > 0 and dst_fps > 0):
+        raise ValueError(f"frame rates must be positive, got {src_fps} and {dst_fps}")
+    n = frame_count(len(x), src_fps, dst_fps)
+    if abs(src_fps - dst_fps) < 1e-9 or len(x) < 2:
+        return x[:n].copy()
+    t = np.arange(n) * (src_fps / dst_fps)
+    i0 = np.minimum(np.floor(t + 1e-9).astype(int), len(x) - 1)
+    i1 = np.minimum(i0 + 1, len(x) - 1)
+    w = (t - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return x[i0] * (1.0 - w) + x[i1] * w
+
+
+def scene_fps(fps: int, fps_base: float) -> float:
+    """Blender's true frame rate: render.fps / render.fps_base (e.g. 30 / 1.001 = 29.97)."""
+    return float(fps) / float(fps_base)

@@ -1,0 +1,532 @@
+"""Retarget 22 HumanML3D joint positions onto any armature (pure NumPy, no bpy).
+
+The rig arrives as `RigRest` (each bone's rest matrix in armature space, its parent, the
+object's world matrix) plus a bone map. For every mapped joint we solve, per frame, a *world
+delta* Q: the rotation that takes the bone from its rest pose to its pose now. Its direction
+comes from the source segment (joint → next mapped joint on the chain), measured against the
+rig's own rest segment, so T-pose, A-pose, rolls and axes of the rig don't matter; its twist is
+the smallest swing from the parent's delta, corrected with a second axis (hips from the hip
+line, chest and neck from the shoulders, thighs and upper arms from the plane the knee/elbow
+bends in). Unmapped bones follow their parent rigidly. A bone's keyable local rotation is then
+``R_b^T (Q_parent^T Q_b) R_b`` with R_b its rest orientation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import feet
+from .errors import MomaskError
+from .resample import resample
+from .rotations import (
+    axis_angle,
+    continuous_quats,
+    frame,
+    matrix_to_quat,
+    normalize,
+    perpendicular,
+    polar_rotation,
+    signed_angle,
+    swing,
+)
+from .skeleton import FPS, INDEX, JOINTS, NEXT, PARENTS, PELVIS_HEIGHT, check_joints, to_blender
+
+UP = np.array([0.0, 0.0, 1.0])
+ROOT_MOTIONS = ("full", "in-place", "keep")
+# How strongly a thigh/upper arm keeps its parent-relative twist against the knee/elbow bend
+# plane: the plane wins once the joint bends more than about asin(0.3) ≈ 17°.
+BEND_HINT_WEIGHT = 0.3
+# Share of the shoulder line (vs the hip line) in each spine joint's side axis.
+SPINE_SIDE_BLEND = {"spine1": 0.33, "spine2": 0.66, "spine3": 1.0, "neck": 1.0}
+# For a bone whose chain below is unmapped (a blocky limb), the joint its direction aims at.
+LIMB_END = {1: 7, 4: 7, 2: 8, 5: 8, 13: 20, 16: 20, 18: 20, 14: 21, 17: 21, 19: 21,
+            0: 15, 3: 15, 6: 15, 9: 15, 12: 15}
+
+
+@dataclass(frozen=True, eq=False)
+class RigRest:
+    """What retargeting needs to know about an armature, read once from Blender."""
+
+    names: tuple[str, ...]
+    parents: np.ndarray        # (N,) index of each bone's parent, -1 for roots (parents come first)
+    matrices: np.ndarray       # (N, 4, 4) rest matrices in armature space (Bone.matrix_local)
+    tails: np.ndarray          # (N, 3) rest tails in armature space
+    world: np.ndarray          # (4, 4) the armature object's world matrix
+    connected: np.ndarray      # (N,) bool, Bone.use_connect (such bones can't move)
+    local_location: np.ndarray  # (N,) bool, Bone.use_local_location
+
+    def __post_init__(self):
+        order = list(range(len(self.names)))
+        for i in order:
+            if self.parents[i] >= i:
+                raise ValueError("RigRest bones must be listed parents first")
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.names)}
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The object's world rotation (scale removed)."""
+        return polar_rotation(self.world[:3, :3])
+
+    def to_world(self, points: np.ndarray) -> np.ndarray:
+        return points @ self.world[:3, :3].T + self.world[:3, 3]
+
+    @property
+    def heads_world(self) -> np.ndarray:
+        return self.to_world(self.matrices[:, :3, 3])
+
+    @property
+    def tails_world(self) -> np.ndarray:
+        return self.to_world(self.tails)
+
+
+@dataclass(frozen=True)
+class RetargetOptions:
+    fps: float = FPS                 # the scene's frame rate (fps / fps_base)
+    root_motion: str = "full"        # full | in-place | keep
+    foot_lock: bool = True
+
+    def __post_init__(self):
+        if self.root_motion not in ROOT_MOTIONS:
+            raise MomaskError(f"root motion must be one of {ROOT_MOTIONS}, got {self.root_motion!r}")
+        if not self.fps > 0:
+            raise MomaskError(f"frame rate must be positive, got {self.fps}")
+
+
+@dataclass
+class Segment:
+    joint: int
+    bone: int
+    mode: str                 # "root" | "segment" | "inherit"
+    target: int = -1          # source joint the bone aims at
+    rest_dir: np.ndarray = field(default_factory=lambda: np.zeros(3))  # world, unit
+    parent_joint: int = -1    # nearest mapped source ancestor
+
+
+@dataclass
+class RigPlan:
+    """Everything about the rig that does not depend on the motion."""
+
+    rig: RigRest
+    bone_map: dict[str, str]
+    joint_bone: dict[int, int]      # source joint index → rig bone index
+    segments: list[Segment]         # mapped joints, parents first
+    heads: np.ndarray               # (N, 3) world rest heads
+    left: np.ndarray                # unit: the rig's left, horizontal
+    forward: np.ndarray             # unit: the way the rig faces, horizontal
+    leg_length: float               # world units, for scaling the root path
+    mover: int                      # the bone whose location carries the root motion
+    side_hints: dict[int, np.ndarray]  # spine joints: rest side axis (world)
+    torso: list[int] = field(default_factory=list)  # mapped joints pelvis → neck, in order
+    torso_fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # their arc positions
+
+
+@dataclass
+class Bake:
+    """The result: keyable local rotations and the root bone's location, per output frame."""
+
+    bone_names: list[str]           # bones that get rotation keys (the mapped ones)
+    quats: np.ndarray               # (F, K, 4) local rotations w, x, y, z, sign-continuous
+    root_bone: str | None
+    root_location: np.ndarray | None  # (F, 3) the mover's local location
+    world_rotations: np.ndarray     # (F, N, 3, 3) world deltas of every bone
+    heads: np.ndarray               # (F, N, 3) world positions of every bone head
+    contacts: np.ndarray            # (F, 2) planted left/right feet (source-based)
+    scale: float                    # rig leg length / source leg length
+    fps: float
+    source: np.ndarray              # (F, 22, 3) the source joints as retargeted (Blender axes, aligned)
+
+    @property
+    def frames(self) -> int:
+        return len(self.quats)
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+def _dist(heads, a, b) -> float:
+    return float(np.linalg.norm(heads[a] - heads[b]))
+
+
+def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
+    idx = rig.index
+    jb = {INDEX[j]: idx[b] for j, b in bone_map.items() if j in INDEX and b in idx}
+    missing = [j for j in ("pelvis",) if INDEX[j] not in jb]
+    if missing:
+        raise MomaskError(f"the bone map has no bone for {', '.join(missing)}")
+    heads = rig.heads_world
+    tails = rig.tails_world
+    height = max(float(np.ptp(np.concatenate([heads, tails])[:, 2])), 1e-6)
+    eps = 1e-3 * height
+
+    # The rig's facing: its left from the hips (or shoulders), forward = left × up.
+    left = None
+    for a, b in (("left_hip", "right_hip"), ("left_shoulder", "right_shoulder"),
+                 ("left_collar", "right_collar"), ("left_ankle", "right_ankle")):
+        if INDEX[a] in jb and INDEX[b] in jb:
+            v = heads[jb[INDEX[a]]] - heads[jb[INDEX[b]]]
+            v[2] = 0.0
+            if np.linalg.norm(v) > eps:
+                left = normalize(v)
+                break
+    if left is None:
+        left = np.array([1.0, 0.0, 0.0])
+    forward = normalize(np.cross(left, UP))
+
+    segments: list[Segment] = []
+    for j in range(22):
+        if j not in jb:
+            continue
+        b = jb[j]
+        parent_joint = PARENTS[j]
+        while parent_joint >= 0 and parent_joint not in jb:
+            parent_joint = PARENTS[parent_joint]
+        seg = Segment(joint=j, bone=b, mode="inherit", parent_joint=parent_joint)
+        # Aim at the next mapped joint down the chain, if its head is apart from ours.
+        c = NEXT.get(j)
+        while c is not None:
+            if c in jb and _dist(heads, jb[c], b) > eps:
+                seg.mode, seg.target = "segment", c
+                seg.rest_dir = normalize(heads[jb[c]] - heads[b])
+                break
+            c = NEXT.get(c)
+        if seg.mode == "inherit" and j in LIMB_END and j != 0:
+            # A limb without mapped joints below: the bone itself stands for the whole limb.
+            tail_dir = tails[b] - heads[b]
+            if np.linalg.norm(tail_dir) > eps:
+                seg.mode, seg.target, seg.rest_dir = "segment", LIMB_END[j], normalize(tail_dir)
+        if j == 0:
+            seg.mode = "root"
+            seg.target = seg.target if seg.target >= 0 else -1
+        segments.append(seg)
+
+    # Rest side axes for the spine twist: a blend of the hip line and the shoulder line.
+    hip_line = _line(heads, jb, "left_hip", "right_hip", left)
+    shoulder_line = _line(heads, jb, "left_shoulder", "right_shoulder", None)
+    if shoulder_line is None:
+        shoulder_line = _line(heads, jb, "left_collar", "right_collar", hip_line)
+    side_hints = {INDEX[j]: normalize(hip_line * (1 - w) + shoulder_line * w)
+                  for j, w in SPINE_SIDE_BLEND.items()}
+
+    # The torso: mapped joints from the pelvis up to the neck, each aiming at the next.
+    torso = [0]
+    by_joint = {s.joint: s for s in segments}
+    while by_joint[torso[-1]].mode in ("segment", "root") and by_joint[torso[-1]].target in (3, 6, 9, 12):
+        torso.append(by_joint[torso[-1]].target)
+    if len(torso) == 1:
+        c = NEXT[0]
+        while c is not None and c not in jb:
+            c = NEXT.get(c)
+        if c is not None and _dist(heads, jb[c], jb[0]) > eps:
+            torso.append(c)
+    arc = np.concatenate([[0.0], np.cumsum([_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:])])])
+    fractions = arc / arc[-1] if arc[-1] > 0 else arc
+
+    leg_length = _rig_leg_length(heads, tails, jb, height)
+    mover = jb[0]
+    while rig.connected[mover] and rig.parents[mover] >= 0:
+        mover = int(rig.parents[mover])
+    return RigPlan(rig=rig, bone_map=dict(bone_map), joint_bone=jb, segments=segments, heads=heads,
+                   left=left, forward=forward, leg_length=leg_length, mover=mover, side_hints=side_hints,
+                   torso=torso, torso_fractions=fractions)
+
+
+def _line(heads, jb, a, b, default):
+    if INDEX[a] in jb and INDEX[b] in jb:
+        v = heads[jb[INDEX[a]]] - heads[jb[INDEX[b]]]
+        if np.linalg.norm(v) > 1e-9:
+            return normalize(v)
+    return default
+
+
+def _rig_leg_length(heads, tails, jb, height) -> float:
+    """Hip → knee → ankle of the rig at rest (mean of both sides), with fallbacks for blocky rigs."""
+    lengths = []
+    for hip, knee, ankle in ((1, 4, 7), (2, 5, 8)):
+        if hip in jb and knee in jb and ankle in jb:
+            lengths.append(_dist(heads, jb[hip], jb[knee]) + _dist(heads, jb[knee], jb[ankle]))
+        elif hip in jb and ankle in jb:
+            lengths.append(_dist(heads, jb[hip], jb[ankle]))
+    if lengths:
+        return float(np.mean(lengths))
+    # No knees or ankles: scale by standing pelvis height instead (the source's, in leg terms).
+    floor = min(heads[:, 2].min(), tails[:, 2].min())
+    pelvis_height = heads[jb[0], 2] - floor
+    return float(pelvis_height * SOURCE_LEG / PELVIS_HEIGHT) if pelvis_height > 0 else height * 0.5
+
+
+SOURCE_LEG = 0.82  # hip → knee → ankle of the uniform HumanML3D skeleton (m)
+
+
+# ----------------------------------------------------------------------------- solving
+
+
+def source_leg_length(J: np.ndarray) -> float:
+    legs = [np.linalg.norm(J[:, k] - J[:, h], axis=-1) + np.linalg.norm(J[:, a] - J[:, k], axis=-1)
+            for h, k, a in ((1, 4, 7), (2, 5, 8))]
+    return float(np.median(np.concatenate(legs)))
+
+
+def align_source(J: np.ndarray, plan: RigPlan) -> np.ndarray:
+    """Source joints (Blender axes) turned to face the way the rig faces, starting at the origin."""
+    side = J[0, 1] - J[0, 2]
+    side[2] = 0.0
+    src_forward = normalize(np.cross(normalize(side), UP))
+    angle = np.arctan2(np.cross(src_forward, plan.forward)[2], src_forward @ plan.forward)
+    rot = axis_angle(UP, np.array(angle))
+    start = J[0, 0].copy()
+    start[2] = 0.0
+    return (J - start) @ rot.T
+
+
+def _twist_to(Q: np.ndarray, axis: np.ndarray, rest_vec: np.ndarray, hint: np.ndarray) -> np.ndarray:
+    """Turn Q about `axis` so that Q @ rest_vec points along `hint` (both seen across the axis)."""
+    v = Q @ rest_vec
+    angle = signed_angle(v, hint, axis)
+    return axis_angle(axis, angle) @ Q
+
+
+def solve_rotations(J: np.ndarray, plan: RigPlan) -> np.ndarray:
+    """World deltas (F, N, 3, 3) for every bone of the rig, from aligned source joints (F, 22, 3)."""
+    F = len(J)
+    N = len(plan.rig.names)
+    eye = np.broadcast_to(np.eye(3), (F, 3, 3))
+    Qj: dict[int, np.ndarray] = {}
+    src_left = normalize(J[:, 1] - J[:, 2])
+    src_shoulders = normalize(J[:, 16] - J[:, 17])
+    torso_dirs = _torso_directions(J, plan)
+    for seg in plan.segments:
+        j = seg.joint
+        parent_Q = Qj.get(seg.parent_joint, eye)
+        if seg.mode == "root":
+            rest_left = plan.left if (1 not in plan.joint_bone or 2 not in plan.joint_bone) else \
+                normalize(plan.heads[plan.joint_bone[1]] - plan.heads[plan.joint_bone[2]])
+            if 0 in torso_dirs:
+                c = plan.torso[1]
+                rest_up = normalize(plan.heads[plan.joint_bone[c]] - plan.heads[seg.bone])
+                src_up = torso_dirs[0]
+            else:
+                rest_up, src_up = UP, np.broadcast_to(UP, (F, 3))
+            F_rest = frame(rest_up, rest_left)
+            F_src = frame(src_up, src_left)
+            Qj[j] = F_src @ F_rest.T
+            continue
+        if seg.mode == "inherit":
+            Qj[j] = parent_Q
+            continue
+        d = torso_dirs[j] if j in torso_dirs else normalize(J[:, seg.target] - J[:, j])
+        Q = swing(parent_Q @ seg.rest_dir, d) @ parent_Q
+        name = JOINTS[j]
+        if j in plan.side_hints and name in SPINE_SIDE_BLEND:
+            w = SPINE_SIDE_BLEND[name]
+            hint = src_left * (1 - w) + src_shoulders * w
+            Q = _twist_to(Q, d, plan.side_hints[j], hint)
+        elif j in (1, 2, 16, 17) and seg.target == NEXT[j]:
+            below = NEXT[seg.target]
+            if below in plan.joint_bone and below is not None:
+                lower = normalize(J[:, below] - J[:, seg.target])
+                bend = perpendicular(-lower, d)  # where the knee / elbow points, |.| = sin(bend)
+                rest = plan.forward if j in (1, 2) else -plan.forward
+                v = normalize(perpendicular(Q @ rest, d))
+                Q = _twist_to(Q, d, rest, BEND_HINT_WEIGHT * v + bend)
+        Qj[j] = Q
+
+    # Every bone: its joint's delta, or its parent's (unmapped bones ride along rigidly).
+    by_bone = {seg.bone: Qj[seg.joint] for seg in plan.segments}
+    out = np.empty((F, N, 3, 3))
+    for b in range(N):
+        if b in by_bone:
+            out[:, b] = by_bone[b]
+        elif plan.rig.parents[b] >= 0:
+            out[:, b] = out[:, plan.rig.parents[b]]
+        else:
+            out[:, b] = np.eye(3)
+    return out
+
+
+def _torso_directions(J: np.ndarray, plan: RigPlan) -> dict[int, np.ndarray]:
+    """Directions of the rig's torso segments: chords of the source spine curve, cut where the
+    rig's own joints sit along its spine (so a short rig pelvis segment doesn't bend the back)."""
+    if len(plan.torso) < 2:
+        return {}
+    end = plan.torso[-1]
+    chain = [0]
+    while chain[-1] != end:
+        chain.append(NEXT[chain[-1]])
+    pts = J[:, chain]                                           # (F, K, 3) the source curve
+    seg = np.linalg.norm(np.diff(pts, axis=1), axis=-1)        # (F, K-1)
+    arc = np.concatenate([np.zeros((len(J), 1)), np.cumsum(seg, axis=1)], axis=1)
+    total = np.maximum(arc[:, -1:], 1e-9)
+    frac = arc / total
+    points = []
+    for f in plan.torso_fractions:
+        k = np.clip((frac < f - 1e-12).sum(axis=1) - 1, 0, len(chain) - 2)  # segment holding f
+        rows = np.arange(len(J))
+        a, b = frac[rows, k], frac[rows, k + 1]
+        w = np.where(b > a, (f - a) / np.maximum(b - a, 1e-12), 0.0)[:, None]
+        points.append(pts[rows, k] * (1 - w) + pts[rows, k + 1] * w)
+    return {j: normalize(points[i + 1] - points[i]) for i, j in enumerate(plan.torso[:-1])}
+
+
+def forward_kinematics(plan: RigPlan, Q: np.ndarray, root_offset: np.ndarray) -> np.ndarray:
+    """World heads (F, N, 3) from world deltas and the mover's world displacement (F, 3)."""
+    F, N = Q.shape[:2]
+    heads = np.empty((F, N, 3))
+    rest = plan.heads
+    parents = plan.rig.parents
+    for b in range(N):
+        p = parents[b]
+        if p < 0:
+            heads[:, b] = rest[b]
+        else:
+            heads[:, b] = heads[:, p] + Q[:, p] @ (rest[b] - rest[p])
+        if b == plan.mover:
+            heads[:, b] += root_offset
+    return heads
+
+
+def local_rotations(plan: RigPlan, Q: np.ndarray, bones: list[int]) -> np.ndarray:
+    """Keyable rotations (F, K, 3, 3) of `bones`: R^T (Qp^T Q) R in armature space."""
+    A = plan.rig.rotation
+    R = plan.rig.matrices[:, :3, :3]
+    out = []
+    for b in bones:
+        p = plan.rig.parents[b]
+        rel = Q[:, b] if p < 0 else np.swapaxes(Q[:, p], -1, -2) @ Q[:, b]
+        rel_arm = A.T @ rel @ A
+        Rb = polar_rotation(R[b])
+        out.append(Rb.T @ rel_arm @ Rb)
+    return np.stack(out, axis=1)
+
+
+def _foot_points(plan: RigPlan, heads: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """(F, K) heights of the rig's lowest leg points per frame (ankles and toes, or leg tips)."""
+    jb = plan.joint_bone
+    bones = [jb[j] for j in (7, 8, 10, 11) if j in jb]
+    if bones:
+        return heads[:, bones, 2]
+    tips = []
+    for j in (4, 5, 1, 2):
+        if j in jb:
+            b = jb[j]
+            vec = plan.rig.tails_world[b] - plan.heads[b]
+            tips.append(heads[:, b, 2] + (Q[:, b] @ vec)[:, 2])
+    return np.stack(tips, axis=1) if tips else heads[:, [jb[0]], 2]
+
+
+def _rest_foot_height(plan: RigPlan) -> float:
+    jb = plan.joint_bone
+    bones = [jb[j] for j in (7, 8, 10, 11) if j in jb]
+    if bones:
+        return float(plan.heads[bones, 2].min())
+    tails = [plan.rig.tails_world[jb[j], 2] for j in (4, 5, 1, 2) if j in jb]
+    return float(min(tails)) if tails else float(plan.heads[jb[0], 2] - plan.leg_length)
+
+
+def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = RetargetOptions(),
+             src_fps: float = FPS) -> Bake:
+    """Bake source joints (T, 22, 3; HumanML3D axes, metres, `src_fps`) onto the planned rig."""
+    J = check_joints(joints)
+    J = to_blender(resample(J, src_fps, options.fps))
+    J = align_source(J, plan)
+    F = len(J)
+    scale = plan.leg_length / max(source_leg_length(J), 1e-6)
+
+    Q = solve_rotations(J, plan)
+    pelvis = plan.joint_bone[0]
+    target = np.empty((F, 3))
+    if options.root_motion == "full":
+        target[:, :2] = plan.heads[pelvis, :2] + scale * J[:, 0, :2]
+    else:
+        target[:, :2] = plan.heads[pelvis, :2]
+    target[:, 2] = scale * J[:, 0, 2]
+    # Mover displacement with the pelvis height still uncalibrated, then set the feet on the floor.
+    offset = target - plan.heads[pelvis]
+    heads = forward_kinematics(plan, Q, offset)
+    low = _foot_points(plan, heads, Q).min(axis=1)
+    lift = _rest_foot_height(plan) - np.percentile(low, 5)
+    offset[:, 2] += lift
+    heads = forward_kinematics(plan, Q, offset)
+
+    contacts = feet.detect_contacts(J, options.fps)
+    if options.foot_lock and options.root_motion == "full":
+        Q = feet.lock_feet(plan, Q, heads, contacts, options.fps)
+        heads = forward_kinematics(plan, Q, offset)
+
+    bones = [seg.bone for seg in plan.segments]
+    local = local_rotations(plan, Q, bones)
+    quats = continuous_quats(matrix_to_quat(local), axis=0)
+    root_loc = _mover_location(plan, offset)
+    return Bake(bone_names=[plan.rig.names[b] for b in bones], quats=quats,
+                root_bone=plan.rig.names[plan.mover], root_location=root_loc, world_rotations=Q,
+                heads=heads, contacts=contacts, scale=scale, fps=options.fps, source=J)
+
+
+def _mover_location(plan: RigPlan, offset_world: np.ndarray) -> np.ndarray:
+    """The mover bone's `location` channel values that displace its head by `offset_world`."""
+    rig = plan.rig
+    delta_arm = offset_world @ np.linalg.inv(rig.world[:3, :3]).T
+    m = plan.mover
+    if rig.local_location[m]:
+        basis = polar_rotation(rig.matrices[m, :3, :3])
+    elif rig.parents[m] >= 0:
+        basis = polar_rotation(rig.matrices[rig.parents[m], :3, :3])
+    else:
+        basis = np.eye(3)
+    return delta_arm @ basis
+
+
+# ----------------------------------------------------------------------------- inverse
+
+
+def joints_from_pose(plan: RigPlan, Q: np.ndarray, pelvis_world: np.ndarray) -> np.ndarray:
+    """Inverse retarget: 22 joints (F, 22, 3) in HumanML3D proportions, Blender axes, metres.
+
+    `Q` (F, N, 3, 3) are the rig's world deltas (pose orientation × rest orientationᵀ, world
+    axes) and `pelvis_world` the pelvis bone's head. Mapped segments give the directions
+    exactly; unmapped joints follow the nearest mapped ancestor, in the uniform skeleton's
+    T-pose directions expressed in the rig's body frame. The pelvis path is divided by the same
+    leg-length scale that the forward bake multiplies it with.
+    """
+    from .skeleton import bone_length, t_pose
+
+    F = len(Q)
+    rest = to_blender(t_pose())
+    body = np.stack([plan.left, -plan.forward, UP], axis=1)  # Blender-axes T-pose → rig body frame
+    rest = rest @ body.T
+    jb = plan.joint_bone
+    seg_of = {s.joint: s for s in plan.segments}
+    scale = plan.leg_length / SOURCE_LEG
+    out = np.zeros((F, 22, 3))
+    out[:, 0] = (pelvis_world - plan.heads[jb[0]]) / scale
+    out[:, 0, :2] += plan.heads[jb[0], :2] / scale
+    out[:, 0, 2] += rest[0, 2]
+    for j in range(1, 22):
+        p = PARENTS[j]
+        owner = p
+        while owner >= 0 and owner not in jb:
+            owner = PARENTS[owner]
+        Qp = Q[:, jb[owner]] if owner >= 0 else np.broadcast_to(np.eye(3), (F, 3, 3))
+        direction = None
+        # On a mapped segment (the owner aims at a joint further down this chain): its direction.
+        seg = seg_of.get(owner)
+        if seg is not None and seg.mode == "segment" and _on_chain(owner, seg.target, j):
+            direction = Qp @ seg.rest_dir
+        if direction is None:
+            direction = Qp @ normalize(rest[j] - rest[p])
+        out[:, j] = out[:, p] + bone_length(j) * normalize(direction)
+    return out
+
+
+def _on_chain(start: int, end: int, j: int) -> bool:
+    c = NEXT.get(start)
+    while c is not None:
+        if c == j:
+            return True
+        if c == end:
+            return False
+        c = NEXT.get(c)
+    return False

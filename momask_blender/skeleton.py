@@ -1,0 +1,77 @@
+"""The HumanML3D (SMPL) 22-joint skeleton as the retargeting source: names, hierarchy, axes."""
+from __future__ import annotations
+
+import numpy as np
+
+JOINTS = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+)
+INDEX = {name: i for i, name in enumerate(JOINTS)}
+CHAINS = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21), (9, 13, 16, 18, 20))
+PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+# The joint that gives each joint's bone its direction (the next one along its chain).
+NEXT = {0: 3, 3: 6, 6: 9, 9: 12, 12: 15, 1: 4, 4: 7, 7: 10, 2: 5, 5: 8, 8: 11,
+        13: 16, 16: 18, 18: 20, 14: 17, 17: 19, 19: 21}
+FPS = 20.0
+
+# Joints a rig needs for a meaningful bake: the pelvis and at least the upper legs.
+REQUIRED = ("pelvis", "left_hip", "right_hip")
+
+# The uniform skeleton every HumanML3D motion was retargeted to, as bone lengths in metres
+# (measured from its offsets), and a T-pose built from them: Y up, facing +Z, left is +X.
+_LENGTHS = {
+    1: 0.103, 2: 0.110, 3: 0.132, 4: 0.394, 5: 0.390, 6: 0.143, 7: 0.432, 8: 0.426, 9: 0.057,
+    10: 0.143, 11: 0.149, 12: 0.219, 13: 0.138, 14: 0.143, 15: 0.103, 16: 0.132, 17: 0.123,
+    18: 0.257, 19: 0.263, 20: 0.266, 21: 0.270,
+}
+_T_DIRECTIONS = {
+    1: (1, 0, 0), 2: (-1, 0, 0), 3: (0, 1, 0), 4: (0, -1, 0), 5: (0, -1, 0), 6: (0, 1, 0),
+    7: (0, -1, 0), 8: (0, -1, 0), 9: (0, 1, 0), 10: (0, 0, 1), 11: (0, 0, 1), 12: (0, 1, 0),
+    13: (1, 0, 0), 14: (-1, 0, 0), 15: (0, 1, 0), 16: (1, 0, 0), 17: (-1, 0, 0), 18: (1, 0, 0),
+    19: (-1, 0, 0), 20: (1, 0, 0), 21: (-1, 0, 0),
+}
+PELVIS_HEIGHT = 0.93  # standing pelvis height of the uniform skeleton (hip, knee, ankle, sole)
+
+
+def t_pose() -> np.ndarray:
+    """Joint positions (22, 3) of the uniform skeleton in a T-pose, HumanML3D axes, feet near y=0."""
+    pos = np.zeros((22, 3))
+    pos[0] = (0.0, PELVIS_HEIGHT, 0.0)
+    for j in range(1, 22):
+        pos[j] = pos[PARENTS[j]] + _LENGTHS[j] * np.asarray(_T_DIRECTIONS[j], dtype=float)
+    return pos
+
+
+def bone_length(j: int) -> float:
+    """Length (m) of the uniform skeleton's bone from joint j's parent to joint j."""
+    return _LENGTHS[j]
+
+
+def to_blender(joints: np.ndarray) -> np.ndarray:
+    """HumanML3D axes (Y up, facing +Z) → Blender axes (Z up, facing -Y): (x, y, z) → (x, -z, y)."""
+    j = np.asarray(joints, dtype=np.float64)
+    return np.stack([j[..., 0], -j[..., 2], j[..., 1]], axis=-1)
+
+
+def from_blender(points: np.ndarray) -> np.ndarray:
+    """Blender axes → HumanML3D axes, the inverse of `to_blender`."""
+    p = np.asarray(points, dtype=np.float64)
+    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+
+
+def check_joints(joints: np.ndarray, what: str = "motion") -> np.ndarray:
+    """Validate a (T, 22, 3) joint array: shape, at least 2 frames, finite values."""
+    from .errors import MomaskError
+
+    j = np.asarray(joints)
+    if j.ndim != 3 or j.shape[1:] != (22, 3):
+        raise MomaskError(f"{what}: expected joint positions of shape (frames, 22, 3), got {j.shape}")
+    if len(j) < 2:
+        raise MomaskError(f"{what}: needs at least 2 frames, got {len(j)}")
+    bad = ~np.isfinite(j)
+    if bad.any():
+        frame = int(np.argwhere(bad)[0][0])
+        raise MomaskError(f"{what}: {int(bad.sum())} NaN/inf values (first in frame {frame})")
+    return j.astype(np.float64)
