@@ -108,6 +108,7 @@ class ClipTokenizer:
         if context_length < 2:
             raise ValueError(f"context_length must leave room for SOT and EOT, got {context_length}")
         self._vocab_path = Path(vocab_path) if vocab_path is not None else None
+        self._loaded: _Vocabulary | None = None
         self.context_length = context_length
         self._bpe = lru_cache(maxsize=65536)(self._bpe_uncached)
 
@@ -119,10 +120,12 @@ class ClipTokenizer:
 
     @property
     def _vocab(self) -> _Vocabulary:
-        path = self.vocab_path
-        if not path.is_file():
-            raise FileNotFoundError(f"CLIP BPE vocabulary not found: {path}")
-        return _load_vocabulary(str(path))
+        if self._loaded is None:
+            path = self.vocab_path
+            if not path.is_file():
+                raise FileNotFoundError(f"CLIP BPE vocabulary not found: {path}")
+            self._loaded = _load_vocabulary(str(path.resolve()))
+        return self._loaded
 
     def _bpe_uncached(self, word: str) -> tuple[int, ...]:
         """Merge a byte-encoded word greedily by merge rank; `</w>` marks the word's end."""

@@ -164,6 +164,7 @@ def is_torchscript_archive(path: str | Path) -> bool:
     )
 
 
+_MAX_DEPTH = 64  # real models nest a handful of levels; this only stops hostile recursion
 _DECLARATION = re.compile(r"^\s+(__parameters__|__buffers__) = (\[.*\])\s*$", re.MULTILINE)
 
 
@@ -190,12 +191,11 @@ class TorchScriptArchive:
                 raise ValueError(f"{self.path}: no single <root>/data.pkl, so not a TorchScript archive")
             self.root = root
             self._check_byteorder()
+            data = self._read(f"{root}/data.pkl")
             try:
-                tree = _RestrictedUnpickler(self._read(f"{root}/data.pkl")).load()
+                tree = _RestrictedUnpickler(data).load()
             except _Refused as exc:
                 raise ValueError(f"{self.path}: data.pkl refused: it contains {exc}") from None
-            except ValueError:
-                raise
             except Exception as exc:  # a damaged pickle fails in many ways; all mean the same here
                 raise ValueError(f"{self.path}: data.pkl is damaged ({type(exc).__name__}: {exc})") from exc
             if not isinstance(tree, _ScriptObject):
@@ -257,6 +257,8 @@ class TorchScriptArchive:
     def _walk(self, obj: _ScriptObject, prefix: str, ancestors: list[int]) -> None:
         if id(obj) in ancestors:
             raise ValueError(f"{self.path}: module {prefix.rstrip('.')!r} contains itself")
+        if len(ancestors) > _MAX_DEPTH:
+            raise ValueError(f"{self.path}: modules nested deeper than {_MAX_DEPTH} levels at {prefix!r}")
         if not isinstance(obj.state, dict):
             return
         declared = self._declared_tensors(obj.qualname)
@@ -293,17 +295,18 @@ class TorchScriptArchive:
         size = self._zip.getinfo(name).file_size
         if size != expected:
             raise ValueError(f"{self.path}: storage record {name} holds {size} bytes, expected {expected}")
-        buffer = bytearray(expected)
+        try:
+            buffer = torch.empty(expected, dtype=torch.uint8)  # not zero-filled, unlike bytearray
+        except (RuntimeError, MemoryError) as exc:
+            raise ValueError(f"{self.path}: storage record {name} claims {expected} bytes ({exc})") from exc
         try:
             with self._zip.open(name) as f:
-                got = f.readinto(buffer)
+                got = f.readinto(buffer.numpy())
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{self.path}: storage record {name} is damaged ({exc})") from exc
         if got != expected:
             raise ValueError(f"{self.path}: storage record {name} is truncated ({got} of {expected} bytes)")
-        if expected == 0:
-            return torch.empty(0, dtype=rec.dtype)
-        return torch.frombuffer(buffer, dtype=rec.dtype)
+        return buffer.view(rec.dtype)
 
 
 def read_torchscript_state_dict(
