@@ -227,6 +227,8 @@ def download_models(
         return install_models_zip(zip_path, root, progress=progress, cancel=cancel)
     finally:
         zip_path.unlink(missing_ok=True)
+        if zip_path.parent.is_dir() and not any(zip_path.parent.iterdir()):
+            zip_path.parent.rmdir()
 
 
 def download_clip(

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from momask_blender import assets, install_files
 from momask_blender import download as dl
 
 DATA = bytes(range(256)) * 800  # 204,800 bytes: several chunks
@@ -22,6 +23,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes named after what they do wrong (or right)."""
 
     seen: list[tuple[str, str | None]] = []
+    models_zip = b""
     hits: dict[str, int] = {}
 
     def log_message(self, *args) -> None:  # keep test output quiet
@@ -112,7 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(page, ctype="text/html; charset=utf-8")
 
     def route_usercontent_download(self, q) -> None:
-        if q.get("confirm") == "t" and q.get("uuid") == "u-42" and q.get("id") == "FILE":
+        if q.get("confirm") == "t" and q.get("uuid") == "u-42" and q.get("id") == "MODELS":
+            self._send(self.models_zip)
+        elif q.get("confirm") == "t" and q.get("uuid") == "u-42" and q.get("id") == "FILE":
             self._ranged(drop_first=False)
         else:
             self._send(b"<html>confirm first</html>", ctype="text/html")
@@ -262,3 +266,34 @@ def test_confirm_url_from_the_newer_form() -> None:
             '<input type="hidden" name="uuid" value="9f"></form>')
     url = dl.drive_confirm_url(page, "https://drive.google.com/uc?export=download&id=ABC", {})
     assert url == "https://drive.usercontent.google.com/download?id=ABC&export=download&confirm=t&uuid=9f"
+
+
+def test_models_zip_from_drive_is_installed(server: str, tmp_path: Path) -> None:
+    from .test_install_files import make_zip, release_files
+
+    _Handler.models_zip = make_zip(tmp_path / "src.zip", release_files()).read_bytes()
+    root = tmp_path / "user"
+    stages: list[str] = []
+    installed = install_files.download_models(root, allow_online=True, drive_url=f"{server}/drive",
+                                              file_id="MODELS", on_stage=stages.append)
+    assert [p.name for p in installed] == list(assets.release_folders())
+    assert stages == ["Downloading humanml3d_models.zip", "Unpacking humanml3d_models.zip"]
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoints"]
+
+
+def test_clip_download_is_verified(server: str, tmp_path: Path) -> None:
+    out = install_files.download_clip(tmp_path, allow_online=True, url=f"{server}/good", sha256=SHA)
+    assert out == tmp_path / assets.CLIP_REL and out.read_bytes() == DATA
+    with pytest.raises(dl.DownloadError, match="wrong SHA-256"):
+        install_files.download_clip(tmp_path / "b", allow_online=True, url=f"{server}/corrupt", sha256=SHA)
+    assert not (tmp_path / "b" / "clip" / "ViT-B-32.pt").exists()
+    assert list((tmp_path / "b" / "clip").iterdir()) == []
+
+
+def test_offline_downloads_explain_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(dl.DownloadError, match="Allow Online Access") as info:
+        install_files.download_models(tmp_path, allow_online=False)
+    assert assets.HUMANML3D_ZIP_DRIVE_ID in str(info.value) and assets.CLIP_SHA256 in str(info.value)
+    with pytest.raises(dl.DownloadError, match="Allow Online Access"):
+        install_files.download_clip(tmp_path, allow_online=False)
+    assert list(tmp_path.iterdir()) == []
