@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import fast as fast_path
 from . import motion as motion_repr
 from .checkpoint import assign_state, load_weights, uninitialised
 from .clip_text import load_clip_text
@@ -132,8 +133,12 @@ class MoMask:
     @classmethod
     def load(cls, checkpoints: str | Path, clip: str | Path, device: str | torch.device = "cpu", *,
              dataset: str | None = None, mask_name: str | None = None,
-             residual_name: str | None = None) -> MoMask:
-        """Load from the official folder layout and OpenAI's CLIP file; every file is checked."""
+             residual_name: str | None = None, fast: bool = False) -> MoMask:
+        """Load from the official folder layout and OpenAI's CLIP file; every file is checked.
+
+        `fast=True` (CPU only) runs the transformers with int8 weights: faster, and its tokens
+        can differ from the official ones where two choices are nearly tied.
+        """
         device = _resolve_device(device)
         folders = find_models(checkpoints, dataset, mask_name, residual_name)
         for path in folders.files():
@@ -169,7 +174,13 @@ class MoMask:
         mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)
         std = _load_stat(folders.rvq / "meta" / "std.npy", folders.feature_dim)
         model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device)
-        return model.to(device)
+        model.to(device)
+        if fast:
+            if device.type != "cpu" or not fast_path.available():
+                raise ModelError("the fast path needs a CPU with PyTorch's fbgemm engine; use the exact path")
+            for module in (mask_model, residual_model):
+                fast_path.quantise_linears(module)
+        return model
 
     def to(self, device: str | torch.device) -> MoMask:
         self.device = _resolve_device(device)

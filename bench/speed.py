@@ -1,0 +1,165 @@
+"""Speed and memory of the model core at the released shapes, printed as one JSON document.
+
+    python -m bench.speed [--threads 2] [--device cpu] [--repeats 5] [--tiny]
+
+Each path (exact, and the opt-in fast path, reported under `fast_` keys) runs in a fresh
+process so load time and resident memory are those of a first use. Times are medians of
+`--repeats` runs after one warm-up. `--tiny` uses ../shared/reference's small weights and one
+repeat (a smoke run for the test suite). Absolute times move with machine load: compare the
+two paths from the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "a person walks forward, turns around and waves"
+
+
+def _rss_mb() -> float:
+    """Resident memory now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: first-touch of weights, kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 4)
+
+
+def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -> dict:
+    """Run inside the child process: load, then time every case."""
+    import torch
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    from model_core import GenerationSettings, MoMask
+
+    model = MoMask.load(folder / "checkpoints", folder / "clip" / "ViT-B-32.pt", device=device, fast=fast)
+    load_s = time.perf_counter() - start
+    rss_after_load = _rss_mb()
+    ten, eighteen = GenerationSettings(steps=10), GenerationSettings(steps=18)
+    result = {
+        "load_s": round(load_s, 4),
+        "rss_after_load_mb": round(rss_after_load, 1),
+        "text_s": _median_time(lambda: model.encode_text([PROMPT]), repeats),
+        "gen_1x196_10_s": _median_time(lambda: model.generate(PROMPT, frames=196, settings=ten), repeats),
+        "gen_1x196_18_s": _median_time(lambda: model.generate(PROMPT, frames=196, settings=eighteen), repeats),
+        "gen_8x196_10_s": _median_time(lambda: model.generate([PROMPT] * 8, frames=196, settings=ten),
+                                       max(1, repeats // 2)),
+        "gen_1x48_10_s": _median_time(lambda: model.generate(PROMPT, frames=48, settings=ten), repeats),
+    }
+    source = model.generate(PROMPT, frames=196, settings=ten, seed=1)
+    ids = model.encode(source.features[:, :196])
+    mask = torch.zeros(ids.shape[:2], dtype=torch.bool)
+    mask[:, ids.shape[1] // 3: 2 * ids.shape[1] // 3] = True
+    result["inpaint_1x196_s"] = _median_time(
+        lambda: model.edit(["the person jumps"], ids, mask, settings=GenerationSettings(steps=10)), repeats)
+    result["rss_peak_mb"] = round(_peak_rss_mb(), 1)
+    return result
+
+
+def token_agreement(reference: Path) -> float:
+    """Share of greedy token ids on which the fast path agrees with the exact one (reference cases)."""
+    import numpy as np
+    import torch
+
+    from model_core import GenerationSettings, MoMask
+
+    greedy = GenerationSettings(steps=10, temperature=1e-9, residual_temperature=1e-9)
+    with np.load(reference / "cases.npz") as cases:
+        prompts = [str(p) for p in cases["prompts"]]
+        source = torch.from_numpy(cases["vq_input"])
+        edit_mask = torch.from_numpy(cases["edit_mask"]).bool()
+    ids = {}
+    for fast in (False, True):
+        model = MoMask.load(reference / "checkpoints", reference / "clip" / "ViT-B-32.pt", fast=fast)
+        generated = model.generate(prompts, frames=196, settings=greedy).tokens
+        codes, _ = model.rvq.encode(source)
+        edited = model.edit(prompts[1:2], codes, edit_mask, settings=greedy).tokens
+        ids[fast] = np.concatenate([generated.ravel(), edited.ravel()])
+    return round(float((ids[False] == ids[True]).mean()), 4)
+
+
+def _child(args: argparse.Namespace) -> None:
+    result = measure(Path(args.folder), args.threads, args.device, args.repeats, args.fast)
+    print(json.dumps(result))
+
+
+def _run_child(folder: Path, args: argparse.Namespace, fast: bool) -> dict:
+    command = [sys.executable, "-m", "bench.speed", "--child", "--folder", str(folder), "--threads",
+               str(args.threads), "--device", args.device, "--repeats", str(args.repeats)]
+    command += ["--fast"] if fast else []
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _cold_process_s(folder: Path, args: argparse.Namespace, fast: bool) -> float:
+    """Wall time of a fresh interpreter that imports the model core and loads the models."""
+    code = ("import sys, torch; from model_core import MoMask; "
+            f"MoMask.load(sys.argv[1] + '/checkpoints', sys.argv[1] + '/clip/ViT-B-32.pt', fast={fast})")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, env=env, check=True)
+    return round(time.perf_counter() - start, 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tiny", action="store_true", help="small reference weights, one repeat (smoke run)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args)
+        return 0
+    from bench.weights import SHARED, released_shapes_folder
+
+    reference = SHARED / "reference"
+    if args.tiny:
+        folder, args.repeats = reference, 1
+    else:
+        folder = released_shapes_folder()
+    import torch
+
+    report: dict = {"threads": args.threads, "device": args.device, "torch": torch.__version__,
+                    "weights": "reference (tiny)" if args.tiny else "released shapes, random values"}
+    for fast in (False, True):
+        prefix = "fast_" if fast else ""
+        result = _run_child(folder, args, fast)
+        result["cold_process_s"] = _cold_process_s(folder, args, fast)
+        report.update({prefix + key: value for key, value in result.items()})
+    report["fast_token_agreement"] = token_agreement(reference)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
