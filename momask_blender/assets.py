@@ -25,6 +25,8 @@ MISSING, FOUND, VERIFIED = "missing", "found", "verified"
 # OpenAI publishes ViT-B/32 under a URL that contains the file's SHA-256.
 CLIP_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 CLIP_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_SHA256}/ViT-B-32.pt"
+# The storage account behind that CDN name: tried when the CDN does not answer (same bytes, same hash).
+CLIP_URL_ORIGIN = f"https://openaipublic.blob.core.windows.net/clip/models/{CLIP_SHA256}/ViT-B-32.pt"
 CLIP_REL = "clip/ViT-B-32.pt"
 
 # The Google Drive file that the official prepare/download_models.sh fetches for HumanML3D.
@@ -237,7 +239,8 @@ def check_assets(
 ) -> list[AssetStatus]:
     """Status of every needed file. `pins` maps an asset's `rel` to a user-pinned sha256.
 
-    `clip_root` lets CLIP live elsewhere (e.g. the official `~/.cache/clip` is `clip_root.parent`).
+    With `clip_root`, CLIP is looked for at `clip_root/clip/ViT-B-32.pt` instead: e.g. `~/.cache`,
+    where the official `clip.load` keeps it.
     """
     pins = pins or {}
     result = []

@@ -41,6 +41,10 @@ class DownloadCancelled(DownloadError):
     """The cancel flag was raised."""
 
 
+class WrongFileError(DownloadError):
+    """The bytes arrived but are not the right ones (size or SHA-256): never kept, never retried."""
+
+
 class _Retryable(DownloadError):
     """A transient failure (dropped connection, timeout, 5xx): worth another attempt."""
 
@@ -99,14 +103,10 @@ def download(
         os.replace(part, dest)
         return dest
     except BaseException as exc:
-        keep = keep_partial and not isinstance(exc, _VerifyError)
+        keep = keep_partial and not isinstance(exc, WrongFileError)
         if not keep:
             _remove(part)
         raise
-
-
-class _VerifyError(DownloadError):
-    """The bytes arrived but are not the right ones: never keep them."""
 
 
 def _fetch_into(
@@ -152,7 +152,7 @@ def _fetch_into(
         remaining = int(length) if length and length.isdigit() else None
         total = start + remaining if remaining is not None else size
         if size is not None and total is not None and total != size:
-            raise _VerifyError(
+            raise WrongFileError(
                 f"wrong size: the server offers {total:,} bytes, expected {size:,} ({url})"
             )
         _stream(resp, part, start, total, remaining, url, progress, cancel, timeout)
@@ -206,10 +206,10 @@ def _stream(
 
 
 def _verify(part: Path, url: str, size: int | None, sha256: str | None, cancel: CancelFlag) -> None:
-    """Raise `_VerifyError` unless the bytes in `part` have the expected size and hash."""
+    """Raise `WrongFileError` unless the bytes in `part` have the expected size and hash."""
     got_size = part.stat().st_size if part.exists() else 0
     if size is not None and got_size != size:
-        raise _VerifyError(f"wrong size: got {got_size:,} bytes, expected {size:,} ({url})")
+        raise WrongFileError(f"wrong size: got {got_size:,} bytes, expected {size:,} ({url})")
     if sha256 is None:
         return
     digest = hashlib.sha256()
@@ -219,7 +219,7 @@ def _verify(part: Path, url: str, size: int | None, sha256: str | None, cancel: 
                 raise DownloadCancelled("download cancelled")
             digest.update(chunk)
     if digest.hexdigest() != sha256:
-        raise _VerifyError(
+        raise WrongFileError(
             f"wrong SHA-256: got {digest.hexdigest()}, expected {sha256}; the file was discarded ({url})"
         )
 

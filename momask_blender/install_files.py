@@ -23,6 +23,7 @@ from .assets import (
     CLIP_REL,
     CLIP_SHA256,
     CLIP_URL,
+    CLIP_URL_ORIGIN,
     HUMANML3D,
     HUMANML3D_ZIP_DRIVE_ID,
     HUMANML3D_ZIP_NAME,
@@ -36,7 +37,9 @@ from .assets import (
 from .download import (
     DRIVE_URL,
     CancelFlag,
+    DownloadCancelled,
     DownloadError,
+    WrongFileError,
     download,
     download_google_drive,
     drive_view_url,
@@ -238,16 +241,28 @@ def download_clip(
     progress: ProgressFn | None = None,
     on_stage: Callable[[str], None] | None = None,
     cancel: CancelFlag = None,
-    url: str = CLIP_URL,
+    urls: tuple[str, ...] = (CLIP_URL, CLIP_URL_ORIGIN),
     sha256: str = CLIP_SHA256,
     **download_options,
 ) -> Path:
-    """Fetch OpenAI's ViT-B-32.pt straight to `<root>/clip/`, verified against its SHA-256."""
+    """Fetch OpenAI's ViT-B-32.pt straight to `<root>/clip/`, verified against its SHA-256.
+
+    The next URL is tried only when one cannot be reached or has no such file; a file with the
+    wrong hash or a cancel stops at once.
+    """
     if not allow_online:
         raise DownloadError(offline_instructions(root))
     _stage(on_stage, "Downloading ViT-B-32.pt")
-    return download(url, Path(root) / CLIP_REL, sha256=sha256, progress=progress, cancel=cancel,
-                    **download_options)
+    errors = []
+    for url in urls:
+        try:
+            return download(url, Path(root) / CLIP_REL, sha256=sha256, progress=progress, cancel=cancel,
+                            **download_options)
+        except DownloadError as exc:
+            if isinstance(exc, DownloadCancelled | WrongFileError):
+                raise
+            errors.append(str(exc))
+    raise DownloadError("could not download ViT-B-32.pt:\n" + "\n".join(errors))
 
 
 def _stage(on_stage: Callable[[str], None] | None, text: str) -> None:

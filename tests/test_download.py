@@ -282,10 +282,12 @@ def test_models_zip_from_drive_is_installed(server: str, tmp_path: Path) -> None
 
 
 def test_clip_download_is_verified(server: str, tmp_path: Path) -> None:
-    out = install_files.download_clip(tmp_path, allow_online=True, url=f"{server}/good", sha256=SHA)
+    urls = (f"{server}/nothing-here", f"{server}/good")  # the CDN gone: the origin answers
+    out = install_files.download_clip(tmp_path, allow_online=True, urls=urls, sha256=SHA)
     assert out == tmp_path / assets.CLIP_REL and out.read_bytes() == DATA
     with pytest.raises(dl.DownloadError, match="wrong SHA-256"):
-        install_files.download_clip(tmp_path / "b", allow_online=True, url=f"{server}/corrupt", sha256=SHA)
+        install_files.download_clip(tmp_path / "b", allow_online=True, sha256=SHA,
+                                    urls=(f"{server}/corrupt", f"{server}/good"))
     assert not (tmp_path / "b" / "clip" / "ViT-B-32.pt").exists()
     assert list((tmp_path / "b" / "clip").iterdir()) == []
 
