@@ -90,6 +90,8 @@ def download(
     part = part_path(dest)
     opener = opener or urllib.request.build_opener()
     expected_hash = sha256.strip().lower() if sha256 else None
+    if expected_hash and dest.is_file() and _sha256(dest, cancel) == expected_hash:
+        return dest  # already here and verified: no network
     try:
         for attempt in range(retries + 1):
             try:
@@ -212,16 +214,19 @@ def _verify(part: Path, url: str, size: int | None, sha256: str | None, cancel: 
         raise WrongFileError(f"wrong size: got {got_size:,} bytes, expected {size:,} ({url})")
     if sha256 is None:
         return
+    got = _sha256(part, cancel)
+    if got != sha256:
+        raise WrongFileError(f"wrong SHA-256: got {got}, expected {sha256}; the file was discarded ({url})")
+
+
+def _sha256(path: Path, cancel: CancelFlag) -> str:
     digest = hashlib.sha256()
-    with open(part, "rb") as fh:
+    with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             if is_cancelled(cancel):
                 raise DownloadCancelled("download cancelled")
             digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        raise WrongFileError(
-            f"wrong SHA-256: got {digest.hexdigest()}, expected {sha256}; the file was discarded ({url})"
-        )
+    return digest.hexdigest()
 
 
 def _http_error(url: str, exc: urllib.error.HTTPError) -> DownloadError:

@@ -165,6 +165,9 @@ def test_good_file_is_verified_and_renamed(server: str, tmp_path: Path) -> None:
     assert out.read_bytes() == DATA
     assert _leftovers(tmp_path) == ["f.bin"]
     assert seen[-1] == (len(DATA), len(DATA)) and len(seen) > 2
+    requests = len(_Handler.seen)
+    dl.download(f"{server}/good", tmp_path / "f.bin", sha256=SHA)  # verified already: no request
+    assert len(_Handler.seen) == requests
 
 
 def test_wrong_hash_is_discarded(server: str, tmp_path: Path) -> None:
