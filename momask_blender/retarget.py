@@ -222,7 +222,7 @@ def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
             c = NEXT.get(c)
         if c is not None and _dist(heads, jb[c], jb[0]) > eps:
             torso.append(c)
-    arc = np.concatenate([[0.0], np.cumsum([_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:])])])
+    arc = np.concatenate([[0.0], np.cumsum([_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:], strict=False)])])
     fractions = arc / arc[-1] if arc[-1] > 0 else arc
 
     leg_length = _rig_leg_length(heads, tails, jb, height)

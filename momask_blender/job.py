@@ -1,0 +1,213 @@
+"""One bake, split for threads: prepare (main thread, reads bpy) → compute (pure) → apply (main thread).
+
+`compute` never touches bpy, so the sidebar's modal operator can run it in a worker thread;
+the synchronous operator and the command line call the three in a row.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MomaskError
+from .retarget import Bake, RetargetOptions, RigPlan, plan_rig, retarget
+from .skeleton import FPS, JOINTS
+
+BONE_MAP_PROPERTY = "momask_bone_map"
+MAX_PROMPT_NAME = 60
+
+
+@dataclass
+class Generation:
+    """What to ask the model for."""
+
+    prompt: str
+    seconds: float | None
+    seed: int
+    variations: int
+    steps: int
+    guidance: float
+    residual_guidance: float
+    temperature: float
+    topk: float
+    checkpoints: str
+    clip: str
+    device: str = "cpu"
+
+
+@dataclass
+class BakeJob:
+    object_name: str
+    plan: RigPlan
+    options: RetargetOptions
+    frame_start: int
+    action_name: str
+    generation: Generation | None = None
+    source: np.ndarray | None = None        # (T, 22, 3) HumanML3D joints when baking a file
+    source_fps: float = FPS
+    timings: dict[str, float] = field(default_factory=dict)
+    bakes: list[Bake] = field(default_factory=list)
+    joints: list[np.ndarray] = field(default_factory=list)  # the source motions, HumanML3D axes
+
+
+# ----------------------------------------------------------------------------- prepare (bpy)
+
+
+def resolve_bone_map(obj) -> dict[str, str]:
+    """The map stored on the armature (the user's edits win), or a detected one."""
+    from .bone_map import check_bone_map, detect_bone_map, map_from_json
+    from .rig_reader import bone_infos
+
+    stored = obj.get(BONE_MAP_PROPERTY)
+    if stored:
+        data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
+        return check_bone_map(data, [b.name for b in obj.data.bones])
+    return detect_bone_map(bone_infos(obj))
+
+
+def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str,
+            root_motion: str, foot_lock: bool) -> BakeJob:
+    """Check the inputs and read everything the bake needs from Blender. Changes nothing."""
+    from .bone_map import missing_required
+    from .resample import scene_fps
+    from .rig_reader import check_armature, read_rig
+
+    started = time.perf_counter()
+    check_armature(obj)
+    bone_map = resolve_bone_map(obj)
+    lacking = missing_required(bone_map)
+    if lacking:
+        unmapped = [j for j in JOINTS if j not in bone_map]
+        raise MomaskError(f"cannot map the joints {', '.join(lacking)} onto armature '{obj.name}' "
+                          f"(unmapped: {', '.join(unmapped)}); set them in the '{BONE_MAP_PROPERTY}' bone map "
+                          "or load a bone-map preset")
+    render = context.scene.render
+    options = RetargetOptions(fps=scene_fps(render.fps, render.fps_base), root_motion=root_motion,
+                              foot_lock=foot_lock)
+    plan = plan_rig(read_rig(obj), bone_map)
+    job = BakeJob(object_name=obj.name, plan=plan, options=options, frame_start=context.scene.frame_current,
+                  action_name="", generation=generation)
+    if source_path:
+        from .sources import load_source
+
+        job.source, job.source_fps = load_source(source_path)
+        job.action_name = prompt.strip() or Path(source_path).stem
+    else:
+        if generation is None or not prompt.strip():
+            raise MomaskError("the prompt is empty: describe the motion in a sentence")
+        from .model_cache import check_paths
+
+        check_paths(generation.checkpoints, generation.clip)
+        job.action_name = prompt.strip()
+    job.action_name = job.action_name[:MAX_PROMPT_NAME]
+    job.timings["prepare_s"] = time.perf_counter() - started
+    return job
+
+
+# ----------------------------------------------------------------------------- compute (pure)
+
+
+def compute(job: BakeJob, progress=None) -> BakeJob:
+    """Run the model (if asked) and retarget every motion. No bpy: safe in a worker thread."""
+    if job.source is not None:
+        motions = [job.source]
+        fps = job.source_fps
+    else:
+        motions, timings = generate(job.generation, progress)
+        job.timings.update(timings)
+        fps = FPS
+    started = time.perf_counter()
+    job.joints = motions
+    job.bakes = [retarget(m, job.plan, job.options, src_fps=fps) for m in motions]
+    job.timings["retarget_s"] = time.perf_counter() - started
+    return job
+
+
+def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length."""
+    from .model_cache import get_model
+
+    started = time.perf_counter()
+    model = get_model(gen.checkpoints, gen.clip, gen.device)
+    loaded = time.perf_counter()
+    import model_core
+
+    try:
+        settings = model_core.GenerationSettings(steps=gen.steps, guidance=gen.guidance,
+                                                 residual_guidance=gen.residual_guidance,
+                                                 temperature=gen.temperature, topk=gen.topk)
+        motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
+                                settings=settings, progress=progress)
+    except model_core.ModelError as err:
+        raise MomaskError(str(err)) from None
+    joints = np.asarray(motion.joints, dtype=np.float64)
+    out = [joints[i, :n] for i, n in enumerate(motion.lengths)]
+    for j in out:
+        if not np.isfinite(j).all():
+            raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
+    return out, {"load_model_s": loaded - started, "generate_s": time.perf_counter() - loaded}
+
+
+# ----------------------------------------------------------------------------- apply (bpy)
+
+
+def apply(context, job: BakeJob) -> list:
+    """Write one new Action per motion onto the armature; the first one is assigned."""
+    import bpy
+
+    from .bone_map import map_to_json
+    from .keyframes import write_bake
+
+    started = time.perf_counter()
+    obj = bpy.data.objects.get(job.object_name)
+    if obj is None:
+        raise MomaskError(f"armature '{job.object_name}' is gone")
+    previous = obj.animation_data.action if obj.animation_data else None
+    previous_slot = obj.animation_data.action_slot if (previous and hasattr(obj.animation_data, "action_slot")) \
+        else None
+    keep = previous if job.options.root_motion == "keep" else None
+    actions = []
+    for k, bake in enumerate(job.bakes):
+        name = job.action_name if len(job.bakes) == 1 else f"{job.action_name} v{k + 1}"
+        if keep is not None and obj.animation_data is not None:
+            obj.animation_data.action = keep  # read the old root curves through its slot
+            if previous_slot is not None:
+                obj.animation_data.action_slot = previous_slot
+        act = write_bake(obj, bake, name, job.frame_start, keep_root_from=keep)
+        act.use_fake_user = len(job.bakes) > 1
+        actions.append(act)
+    obj.animation_data.action = actions[0]
+    if hasattr(obj.animation_data, "action_slot") and len(actions[0].slots):
+        obj.animation_data.action_slot = actions[0].slots[0]
+    if previous is not None and previous.users == 0:
+        previous.use_fake_user = True  # kept for the user, not deleted when the file is saved
+    obj[BONE_MAP_PROPERTY] = map_to_json(job.plan.bone_map)
+    scene = context.scene
+    end = job.frame_start + max(b.frames for b in job.bakes) - 1
+    if scene.frame_end < end:
+        scene.frame_end = end
+    job.timings["keyframes_s"] = time.perf_counter() - started
+    return actions
+
+
+def summary(job: BakeJob, actions) -> dict:
+    return {
+        "armature": job.object_name,
+        "actions": [a.name for a in actions],
+        "bone_map": job.plan.bone_map,
+        "joints_mapped": len(job.plan.bone_map),
+        "frame_start": job.frame_start,
+        "frame_end": job.frame_start + max(b.frames for b in job.bakes) - 1,
+        "fps": job.options.fps,
+        "root_motion": job.options.root_motion,
+        "foot_lock": job.options.foot_lock,
+        "scale": round(job.bakes[0].scale, 5),
+        "seconds": {k: round(v, 4) for k, v in job.timings.items()},
+    }
+
+
+def summary_json(job: BakeJob, actions) -> str:
+    return json.dumps(summary(job, actions))

@@ -1,0 +1,131 @@
+"""Write a bake into a new Action, in bulk (`keyframe_points.add` + `foreach_set`).
+
+Blender 4.4+ keeps F-curves in a channelbag per action slot (5.0 has no `Action.fcurves`);
+4.2/4.3 only have `action.fcurves`. `fcurve_collection` hides the difference.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from .rotations import euler_from_matrix, quat_to_matrix
+
+LINEAR = 1  # the enum value of 'LINEAR' in Keyframe.interpolation
+
+
+def _slotted() -> bool:
+    return bpy.app.version >= (4, 4, 0)
+
+
+def new_action(obj, name: str):
+    """A new Action assigned to `obj` (with its own slot on 4.4+); the old one is left untouched."""
+    action = bpy.data.actions.new(name=name[:63] or "MoMask")
+    if not _slotted():
+        action.id_root = "OBJECT"
+    anim = obj.animation_data or obj.animation_data_create()
+    if _slotted():
+        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        anim.action = action
+        anim.action_slot = slot
+    else:
+        anim.action = action
+    return action
+
+
+def fcurve_collection(obj, action):
+    """The collection to create F-curves in (channelbag on 4.4+, the action itself before)."""
+    if not _slotted():
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_ensure_channelbag_for_slot(action, obj.animation_data.action_slot).fcurves
+
+
+def _write_curves(fcurves, data_path: str, group: str, frames: np.ndarray, values: np.ndarray) -> None:
+    """One F-curve per column of values (F, C) at `frames`, linear keys."""
+    n = len(frames)
+    for i in range(values.shape[1]):
+        fc = fcurves.new(data_path, index=i, group_name=group) if _slotted() else \
+            fcurves.new(data_path, index=i, action_group=group)
+        fc.keyframe_points.add(n)
+        co = np.empty(2 * n, dtype=np.float32)
+        co[0::2] = frames
+        co[1::2] = values[:, i]
+        fc.keyframe_points.foreach_set("co", co)
+        fc.keyframe_points.foreach_set("interpolation", np.full(n, LINEAR, dtype=np.int32))
+        fc.update()
+
+
+def _rotation_values(pose_bone, quats: np.ndarray) -> tuple[str, np.ndarray]:
+    """(property name, values) in the bone's own rotation mode."""
+    mode = pose_bone.rotation_mode
+    if mode == "QUATERNION":
+        return "rotation_quaternion", quats
+    if mode == "AXIS_ANGLE":
+        w = np.clip(quats[:, 0], -1.0, 1.0)
+        angle = 2.0 * np.arccos(w)
+        s = np.sqrt(np.maximum(1.0 - w * w, 1e-12))
+        axis = quats[:, 1:] / s[:, None]
+        axis[s < 1e-6] = (0.0, 1.0, 0.0)
+        return "rotation_axis_angle", np.concatenate([angle[:, None], axis], axis=1)
+    eul = euler_from_matrix(quat_to_matrix(quats), mode)
+    return "rotation_euler", np.unwrap(eul, axis=0)
+
+
+def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=None):
+    """Create the Action for `bake` on `obj`, return it. Unmapped bones are put at rest.
+
+    `keep_root_from`: an older Action whose root-bone location curves are copied instead of the
+    bake's root path (root motion "keep").
+    """
+    frames = frame_start + np.arange(bake.frames, dtype=np.float64)
+    for pb in obj.pose.bones:  # a clean pose: bones the bake doesn't key stay at rest
+        pb.location = (0.0, 0.0, 0.0)
+        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+        pb.rotation_euler = (0.0, 0.0, 0.0)
+        pb.rotation_axis_angle = (0.0, 0.0, 1.0, 0.0)
+        pb.scale = (1.0, 1.0, 1.0)
+    old_curves = []
+    if keep_root_from is not None and bake.root_bone:
+        old_curves = _location_curves(obj, keep_root_from, bake.root_bone)
+    action = new_action(obj, action_name)
+    fcurves = fcurve_collection(obj, action)
+    for k, name in enumerate(bake.bone_names):
+        pb = obj.pose.bones[name]
+        prop, values = _rotation_values(pb, bake.quats[:, k])
+        _write_curves(fcurves, f'pose.bones["{_escape(name)}"].{prop}', name, frames, values)
+    if bake.root_bone and bake.root_location is not None:
+        path = f'pose.bones["{_escape(bake.root_bone)}"].location'
+        if keep_root_from is not None:
+            for index, points in old_curves:
+                fc = fcurves.new(path, index=index, group_name=bake.root_bone) if _slotted() else \
+                    fcurves.new(path, index=index, action_group=bake.root_bone)
+                fc.keyframe_points.add(len(points) // 2)
+                fc.keyframe_points.foreach_set("co", points)
+                fc.update()
+        else:
+            _write_curves(fcurves, path, bake.root_bone, frames, bake.root_location)
+    return action
+
+
+def _location_curves(obj, action, bone: str) -> list[tuple[int, np.ndarray]]:
+    path = f'pose.bones["{_escape(bone)}"].location'
+    if _slotted():
+        from bpy_extras import anim_utils
+
+        slot = obj.animation_data.action_slot if obj.animation_data else None
+        bag = anim_utils.action_get_channelbag_for_slot(action, slot) if slot else None
+        curves = list(bag.fcurves) if bag else []
+    else:
+        curves = list(action.fcurves)
+    out = []
+    for fc in curves:
+        if fc.data_path == path:
+            co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            out.append((fc.array_index, co))
+    return out
+
+
+def _escape(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"')
