@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import ModelError
 from .pipeline import GenerationSettings, MoMask
+from .timeline import generate_sequence, parse_sequence
 
 DEFAULTS = GenerationSettings()
 
@@ -18,7 +19,8 @@ DEFAULTS = GenerationSettings()
 def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     """The generation flags, shared with the Blender bake CLI so both have the same defaults."""
     parser.add_argument("--seconds", type=float, default=None,
-                        help="length in seconds (20 fps, whole 4-frame tokens); default: the length estimator")
+                        help="length in seconds (20 fps, whole 4-frame tokens; past 9.8 s made window by window); "
+                        "default: the length estimator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variations", type=int, default=1)
     parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
@@ -38,10 +40,17 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
 
 def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if (args.prompt is None) == (args.sequence is None):
+        raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
+    segments = parse_sequence(_read_text(args.sequence)) if args.sequence else None
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
     loaded = time.perf_counter()
-    motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
-                            settings=settings_from_args(args))
+    if segments is not None:
+        motion = generate_sequence(model, segments, seed=args.seed, variations=args.variations,
+                                   settings=settings_from_args(args))
+    else:
+        motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
+                                settings=settings_from_args(args))
     done = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -50,9 +59,16 @@ def _generate(args: argparse.Namespace) -> int:
     np.savez(tmp, joints=motion.joints[:, :frames], features=motion.features[:, :frames],
              tokens=motion.tokens, lengths=np.asarray(motion.lengths), fps=np.asarray(motion.fps))
     tmp.replace(out)
-    print(json.dumps({"out": str(out), "frames": motion.lengths, "fps": motion.fps,
+    print(json.dumps({"out": str(out), "frames": motion.lengths, "fps": motion.fps, "seams": motion.seams,
                       "load_s": round(loaded - started, 3), "generate_s": round(done - loaded, 3)}))
     return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelError(f"cannot read the sequence file {path}: {err}") from err
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -68,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="text → motion (.npz with joints and features)")
-    generate.add_argument("prompt")
+    generate.add_argument("prompt", nargs="?", help="what the motion shows (or use --sequence)")
+    generate.add_argument("--sequence", help="a prompt sequence: lines of seconds<TAB>prompt")
     generate.add_argument("--out", required=True, help="output .npz")
     add_generation_flags(generate)
     generate.set_defaults(run=_generate)

@@ -70,6 +70,7 @@ class Motion:
     lengths: list[int]          # frames of each sample
     prompts: list[str] = field(default_factory=list)
     fps: int = FPS
+    seams: list[int] = field(default_factory=list)  # frames where a long motion's windows meet
 
 
 def _check_prompts(prompts: Sequence[str] | str) -> list[str]:
@@ -144,7 +145,12 @@ class MoMask:
         for path in folders.files():
             if not path.is_file():
                 raise ModelError(f"missing model file: expected {path}")
-        text_model = load_clip_text(clip, device="cpu")
+        try:
+            text_model = load_clip_text(clip, device="cpu")
+        except ModelError:
+            raise
+        except (ValueError, OSError) as err:  # the CLIP reader's own errors name the file
+            raise ModelError(str(err)) from err
         clip_dim = int(text_model.config.embed_dim)
 
         rvq_opt_path = folders.rvq / "opt.txt"
@@ -325,6 +331,8 @@ class MoMask:
         seeds = [seed + k for _ in prompts for k in range(variations)]
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         per_prompt = _per_prompt_frames(seconds, frames, len(prompts))
+        if per_prompt is not None and max(per_prompt) > MAX_FRAMES:
+            return self._generate_long(prompts, per_prompt, seed, variations, settings, progress)
 
         _report(progress, "text", 0.0)
         features = self.encode_text(batch)
@@ -346,6 +354,15 @@ class MoMask:
         _report(progress, "done", 1.0)
         return result
 
+
+    def _generate_long(self, prompts: list[str], frames: list[int], seed: int, variations: int,
+                       settings: GenerationSettings, progress: Progress | None) -> Motion:
+        """Lengths past one model call: each prompt's motion is made window by window."""
+        from .timeline import Segment, generate_sequence
+
+        parts = [generate_sequence(self, [Segment(p, f)], seed=seed, variations=variations, settings=settings,
+                                   progress=progress) for p, f in zip(prompts, frames, strict=True)]
+        return stack_motions(parts)
 
     def edit(self, prompts: Sequence[str] | str, ids: torch.Tensor | np.ndarray, edit_mask: torch.Tensor | np.ndarray,
              *, seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None,
@@ -389,6 +406,21 @@ class MoMask:
         result = self.decode(all_ids, [n * self.frames_per_token for n in lengths], prompts)
         _report(progress, "done", 1.0)
         return result
+
+
+def stack_motions(parts: Sequence[Motion]) -> Motion:
+    """One batch from several, padded to the longest (tokens past a length are -1)."""
+    frames = max(p.joints.shape[1] for p in parts)
+    tokens = max(p.tokens.shape[1] for p in parts)
+
+    def pad(a: np.ndarray, size: int, value: float = 0) -> np.ndarray:
+        return np.pad(a, [(0, 0), (0, size - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=value)
+
+    return Motion(joints=np.concatenate([pad(p.joints, frames) for p in parts]),
+                  features=np.concatenate([pad(p.features, frames) for p in parts]),
+                  tokens=np.concatenate([pad(p.tokens, tokens, -1) for p in parts]),
+                  lengths=[n for p in parts for n in p.lengths], prompts=[t for p in parts for t in p.prompts],
+                  fps=parts[0].fps, seams=parts[0].seams if len(parts) == 1 else [])
 
 
 def _per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
