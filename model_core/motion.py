@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ModelError
 from .quaternion import qinv, qmul, qrot, quaternion_to_cont6d, yaw_facing_z
 from .skeleton import (
     T2M,
@@ -55,7 +56,7 @@ def _float_array(x, name: str) -> np.ndarray:
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf values (first at index {where})")
+        raise ModelError(f"{name} contains {int(bad.sum())} NaN/inf values (first at index {where})")
     return a
 
 
@@ -70,11 +71,11 @@ def recover_from_ric(features: np.ndarray, joints_num: int) -> np.ndarray:
     input, float64 otherwise.
     """
     if isinstance(joints_num, bool) or not isinstance(joints_num, int | np.integer) or joints_num < 2:
-        raise ValueError(f"joints_num must be an integer >= 2, got {joints_num!r}")
+        raise ModelError(f"joints_num must be an integer >= 2, got {joints_num!r}")
     data = _float_array(features, "features")
     dim = feature_dim(joints_num)
     if data.ndim < 2 or data.shape[-1] != dim:
-        raise ValueError(f"features for {joints_num} joints must have shape (..., frames, {dim}), "
+        raise ModelError(f"features for {joints_num} joints must have shape (..., frames, {dim}), "
                          f"got {data.shape}")
     out_dtype = data.dtype
     data = data.astype(np.float64, copy=False)
@@ -108,7 +109,7 @@ def _face_z_at_origin(spec: SkeletonSpec, positions: np.ndarray) -> np.ndarray:
     across = (first[r_hip] - first[l_hip]) + (first[sdr_r] - first[sdr_l])
     forward = np.cross([0.0, 1.0, 0.0], across)
     if not np.linalg.norm(forward) > 0.0:
-        raise ValueError(f"no facing direction on the first frame: hips and shoulders (joints "
+        raise ModelError(f"no facing direction on the first frame: hips and shoulders (joints "
                          f"{spec.face_joint_indx}) give a vertical or zero across vector")
     return qrot(yaw_facing_z(forward), positions)
 
@@ -143,9 +144,9 @@ def joints_to_features(
     positions = _float_array(joints, "joints")
     expected = f"(frames >= 2, {spec.joints_num}, 3)"
     if positions.ndim != 3 or positions.shape[1:] != (spec.joints_num, 3):
-        raise ValueError(f"joints for {spec.name} must have shape {expected}, got {positions.shape}")
+        raise ModelError(f"joints for {spec.name} must have shape {expected}, got {positions.shape}")
     if positions.shape[0] < 2:
-        raise ValueError(f"joints_to_features needs at least 2 frames {expected}, got {positions.shape}")
+        raise ModelError(f"joints_to_features needs at least 2 frames {expected}, got {positions.shape}")
     out_dtype = positions.dtype
     positions = positions.astype(np.float64)
 
@@ -153,7 +154,7 @@ def joints_to_features(
         target_offsets = T2M_UNIFORM_OFFSETS if spec is T2M else offsets_from_joints(spec, positions[0])
     target = _float_array(target_offsets, "target_offsets")
     if target.shape != (spec.joints_num, 3):
-        raise ValueError(f"target_offsets for {spec.name} must have shape ({spec.joints_num}, 3), "
+        raise ModelError(f"target_offsets for {spec.name} must have shape ({spec.joints_num}, 3), "
                          f"got {target.shape}")
 
     positions = _face_z_at_origin(spec, rescale_bones(spec, positions, target))

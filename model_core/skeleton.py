@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from .errors import ModelError
 from .quaternion import qbetween, qinv, qmul, qrot, yaw_facing_z
 
 # The official IK smooths the facing direction over time with this Gaussian (frames).
@@ -136,7 +137,7 @@ def get_spec(dataset: str | SkeletonSpec) -> SkeletonSpec:
     try:
         return SKELETONS[dataset]
     except KeyError:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(SKELETONS)}") from None
+        raise ModelError(f"unknown dataset {dataset!r}; expected one of {sorted(SKELETONS)}") from None
 
 
 def bone_vectors(spec: SkeletonSpec, joints: np.ndarray) -> np.ndarray:
@@ -153,7 +154,7 @@ def bone_directions(spec: SkeletonSpec, joints: np.ndarray) -> np.ndarray:
     length[..., 0, :] = 1.0
     if np.any(length == 0.0):
         frame, joint, _ = np.argwhere(length == 0.0)[0]
-        raise ValueError(f"joint {joint} coincides with its parent {spec.parents[joint]} at frame "
+        raise ModelError(f"joint {joint} coincides with its parent {spec.parents[joint]} at frame "
                          f"{frame}: a zero-length bone has no direction")
     return bones / length
 
@@ -181,7 +182,7 @@ def facing_directions(spec: SkeletonSpec, joints: np.ndarray, smooth: bool) -> n
     norm = np.linalg.norm(forward, axis=-1, keepdims=True)
     if not np.all(norm > 0.0):
         frame = int(np.argmin(norm[:, 0]))
-        raise ValueError(f"no facing direction at frame {frame}: hips and shoulders (joints "
+        raise ModelError(f"no facing direction at frame {frame}: hips and shoulders (joints "
                          f"{spec.face_joint_indx}) are vertical or cancel out")
     return forward / norm
 

@@ -1,0 +1,66 @@
+"""`python -m model_core generate`: the arrays it writes, and a one-line error for bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_core import GenerationSettings, MoMask
+from model_core.cli import main
+from tests.conftest import ROOT
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "model_core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+@pytest.fixture(scope="module")
+def files(reference_dir: Path) -> list[str]:
+    return ["--checkpoints", str(reference_dir / "checkpoints"), "--clip", str(reference_dir / "clip" / "ViT-B-32.pt")]
+
+
+def test_generate_writes_joints_and_features(files, reference_dir, tmp_path):
+    out = tmp_path / "walk.npz"
+    done = _run("generate", "a person walks in a circle", "--seconds", "2", "--seed", "3", "--steps", "4",
+                "--variations", "2", "--out", str(out), *files)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with np.load(out) as data:
+        joints, features = data["joints"], data["features"]
+    assert joints.shape == (2, 40, 22, 3) and features.shape == (2, 40, 263)
+    assert np.isfinite(joints).all() and not np.array_equal(joints[0], joints[1])
+    assert [p.name for p in tmp_path.iterdir()] == ["walk.npz"]
+    # the same prompt, seed and settings give the same motion through the API
+    model = MoMask.load(reference_dir / "checkpoints", reference_dir / "clip" / "ViT-B-32.pt")
+    same = model.generate("a person walks in a circle", 2.0, seed=3, variations=2, settings=GenerationSettings(steps=4))
+    np.testing.assert_allclose(joints, same.joints, atol=1e-5)
+
+
+def test_empty_prompt_is_one_line_on_stderr_and_writes_nothing(files, tmp_path):
+    out = tmp_path / "x.npz"
+    done = _run("generate", "", "--seconds", "2", "--out", str(out), *files)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "empty" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--temperature", "0"], "temperature"),
+    (["--seconds", "0"], "positive"),
+    (["--steps", "0"], "steps"),
+    (["--variations", "0"], "variations"),
+    (["--topk", "1"], "topk"),
+    (["--clip", "/nonexistent/ViT-B-32.pt"], "/nonexistent/ViT-B-32.pt"),
+    (["--checkpoints", "/nonexistent/checkpoints"], "/nonexistent/checkpoints"),
+])
+def test_bad_arguments_give_one_line_and_no_file(files, tmp_path, capsys, args, match):
+    out = tmp_path / "x.npz"
+    code = main(["generate", "a person walks", "--out", str(out), *files, *args])
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and match in err, err
+    assert list(tmp_path.iterdir()) == []
