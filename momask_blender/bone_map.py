@@ -111,7 +111,7 @@ _SIDE_TOKENS = {"l": "left", "left": "left", "r": "right", "right": "right"}
 _EXCLUDE = re.compile(
     r"finger|thumb|index|middle|ring|pinky|little|twist|roll|ik|pole|target|helper|mch|end|tip|nub|"
     r"heel|bend|corrective|breast|bust|sleeve|hair|skirt|eye|jaw|tongue|teeth|cheek|brow|lid|lip|"
-    r"nose|ear|weapon|prop|palm|meta|carpal|upvector|ctrl|bone\d|socket|attach|vb|proxy|dummy|null",
+    r"nose|(?<!for)ear|weapon|prop|palm|meta|carpal|upvector|ctrl|bone\d|socket|attach|vb|proxy|dummy|null",
 )
 _KEYWORDS = (  # (joint class, regex on the side-less base name), most specific first
     ("elbow", r"forearm|lowerarm|elbow|lower_arm"),
@@ -147,10 +147,8 @@ def side_and_base(name: str) -> tuple[str | None, str]:
             if m:
                 side = "left" if m.group(1) == "L" else "right"
                 tokens = [re.sub(r"^[lr]", "", tokens[0])] + tokens[1:] if tokens else tokens
-    base = "".join(tokens)
-    base = re.sub(r"^(def|org|j|bip\d*|jbip|c|mixamorig\d*)", "", base)
-    base = base.replace("jbip", "").replace("bip01", "")
-    return side, base
+    tokens = [t for t in tokens if not re.fullmatch(r"def|org|j|bip\d*|c|mixamorig\d*", t)]
+    return side, "".join(tokens)
 
 
 def classify(name: str) -> tuple[str | None, str | None]:

@@ -10,7 +10,7 @@ from .rotations import normalize, perpendicular, swing
 if TYPE_CHECKING:
     from .retarget import RigPlan
 
-CONTACT_SPEED = 0.5      # m/s: a foot joint slower than this may be planted
+CONTACT_SPEED = 0.3      # m/s: an ankle slower than this may be planted
 CONTACT_HEIGHT = 0.05    # m above that joint's own lowest height in the motion
 MIN_CONTACT_S = 0.1      # shorter contacts are ignored (s)
 BLEND_S = 0.15           # time to ease in and out of a lock (s)
@@ -18,14 +18,17 @@ LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # hip, knee, ankle, toe per side
 
 
 def detect_contacts(J: np.ndarray, fps: float) -> np.ndarray:
-    """(F, 2) bool: left / right foot planted, from ankle and toe height and speed (Z up, metres)."""
+    """(F, 2) bool: left / right heel planted, from the ankle's height and speed (Z up, metres).
+
+    Only the ankle counts: on tiptoe the heel lifts, and pinning the ankle then would be wrong.
+    """
     F = len(J)
     out = np.zeros((F, 2), dtype=bool)
     if F < 2:
         return out
-    for side, (_, _, ankle, toe) in enumerate(LEGS):
+    for side, (_, _, ankle, _) in enumerate(LEGS):
         planted = np.zeros(F, dtype=bool)
-        for j in (ankle, toe):
+        for j in (ankle,):
             p = J[:, j]
             v = np.zeros(F)
             step = np.linalg.norm(np.diff(p, axis=0), axis=-1) * fps
@@ -89,18 +92,39 @@ def two_bone_ik(hip, knee, ankle, target, upper: float, lower: float):
     return hip + upper * (cos_a[:, None] * u + sin_a[:, None] * pole), hip + dist[:, None] * u
 
 
-def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndarray, fps: float) -> np.ndarray:
-    """World deltas with thighs and shins turned so planted ankles stay put."""
+def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndarray, fps: float,
+              offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World deltas with thighs and shins turned so planted ankles stay put, and the root offset
+    lowered where a pinned ankle would be out of the leg's reach."""
+    from .retarget import forward_kinematics
+
     jb = plan.joint_bone
     Q = Q.copy()
     blend = max(1, int(round(BLEND_S * fps)))
+    legs = []
     for side, (hip, knee, ankle, _) in enumerate(LEGS):
         if not (hip in jb and knee in jb and ankle in jb) or not contacts[:, side].any():
             continue
         h, k, a = jb[hip], jb[knee], jb[ankle]
         upper = float(np.linalg.norm(plan.heads[k] - plan.heads[h]))
         lower = float(np.linalg.norm(plan.heads[a] - plan.heads[k]))
-        target = lock_targets(heads[:, a], contacts[:, side], blend)
+        legs.append((h, k, a, upper, lower, lock_targets(heads[:, a], contacts[:, side], blend)))
+    if not legs:
+        return Q, offset
+    # Bring the hips towards pins that the straight leg can't reach.
+    shift = np.zeros_like(offset)
+    for h, _, _, upper, lower, target in legs:
+        reach = target - heads[:, h]
+        dist = np.linalg.norm(reach, axis=-1)
+        need = np.maximum(dist - REACH * (upper + lower), 0.0)
+        move = normalize(reach) * need[:, None]
+        bigger = np.linalg.norm(move, axis=-1) > np.linalg.norm(shift, axis=-1)
+        shift[bigger] = move[bigger]
+    if shift.any():
+        shift = _smooth_max(shift)
+        offset = offset + shift
+        heads = forward_kinematics(plan, Q, offset)
+    for h, k, a, upper, lower, target in legs:
         new_knee, reached = two_bone_ik(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
         turn_upper = swing(heads[:, k] - heads[:, h], new_knee - heads[:, h])
         turn_lower = swing(heads[:, a] - heads[:, k], reached - new_knee)
@@ -109,7 +133,25 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
             Q[:, b] = turn_upper @ Q[:, b]
         for b in _subtree(plan, k, stop=a):
             Q[:, b] = turn_lower @ Q[:, b]
-    return Q
+    return Q, offset
+
+
+REACH = 0.998  # the most a locked leg is stretched, of its full length
+
+
+def _smooth_max(shift: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Per-frame root shifts widened (never smaller) and eased, so the hips don't jerk."""
+    F = len(shift)
+    mag = np.linalg.norm(shift, axis=-1)
+    out = shift.copy()
+    for f in range(F):
+        lo, hi = max(0, f - radius), min(F, f + radius + 1)
+        i = lo + int(np.argmax(mag[lo:hi]))
+        if mag[i] > mag[f]:
+            out[f] = shift[i] * (1.0 - 0.5 * abs(i - f) / (radius + 1)) if abs(i - f) else shift[i]
+            if np.linalg.norm(out[f]) < mag[f]:
+                out[f] = shift[f]
+    return out
 
 
 def _subtree(plan: RigPlan, top: int, stop: int) -> list[int]:

@@ -222,7 +222,8 @@ def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
             c = NEXT.get(c)
         if c is not None and _dist(heads, jb[c], jb[0]) > eps:
             torso.append(c)
-    arc = np.concatenate([[0.0], np.cumsum([_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:], strict=False)])])
+    pieces = [_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:], strict=False)]
+    arc = np.concatenate([[0.0], np.cumsum(pieces)])
     fractions = arc / arc[-1] if arc[-1] > 0 else arc
 
     leg_length = _rig_leg_length(heads, tails, jb, height)
@@ -453,7 +454,7 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
 
     contacts = feet.detect_contacts(J, options.fps)
     if options.foot_lock and options.root_motion == "full":
-        Q = feet.lock_feet(plan, Q, heads, contacts, options.fps)
+        Q, offset = feet.lock_feet(plan, Q, heads, contacts, options.fps, offset)
         heads = forward_kinematics(plan, Q, offset)
 
     bones = [seg.bone for seg in plan.segments]
