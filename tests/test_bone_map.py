@@ -39,8 +39,9 @@ def test_every_convention_maps_all_22_joints(convention):
 
 def test_mixamo_namespace_and_fingers_are_ignored():
     names = {j: "mixamorig1:" + n for j, n in CONVENTIONS["mixamo"].items()}
-    extras = tuple((f"mixamorig1:LeftHandIndex{i}", "mixamorig1:LeftHand" if i == 1 else f"mixamorig1:LeftHandIndex{i-1}")
-                   for i in range(1, 5)) + (("mixamorig1:HeadTop_End", "mixamorig1:Head"),)
+    parent = ["mixamorig1:LeftHand"] + [f"mixamorig1:LeftHandIndex{i}" for i in range(1, 4)]
+    extras = tuple((f"mixamorig1:LeftHandIndex{i}", parent[i - 1]) for i in range(1, 5))
+    extras += (("mixamorig1:HeadTop_End", "mixamorig1:Head"),)
     got = detect_bone_map(humanoid(names, extras))
     assert got == names
 
