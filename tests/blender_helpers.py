@@ -1,0 +1,106 @@
+"""Helpers for tests that run Blender as a module: rigs, registration, and bake_check's measure."""
+from __future__ import annotations
+
+import json
+
+import bpy  # noqa: F401  (Blender as a module; imported before momask_blender's bpy modules)
+import numpy as np
+
+import momask_blender
+from momask_blender.bake import import_rig, pick_armature
+from momask_blender.skeleton import INDEX, JOINTS, to_blender
+
+LIMBS = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
+         ("right_knee", "right_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+         ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"), ("pelvis", "neck")]
+
+
+def ensure_registered() -> None:
+    if not hasattr(bpy.types, "MOMASK_OT_generate"):
+        momask_blender.register()
+
+
+def load_rig(path) -> object:
+    """Import a rig into a fresh scene, drop its meshes (not measured, slow to evaluate), select it."""
+    import_rig(bpy, path)
+    for o in [o for o in bpy.data.objects if o.type != "ARMATURE"]:
+        bpy.data.objects.remove(o)
+    bpy.context.view_layer.update()
+    obj = pick_armature(bpy, None)
+    activate(obj)
+    ensure_registered()
+    return obj
+
+
+def metarig() -> object:
+    """Blender's human metarig, made procedurally by rigify."""
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    obj = bpy.context.object
+    bpy.ops.object.mode_set(mode="OBJECT")
+    ensure_registered()
+    return obj
+
+
+def activate(obj) -> None:
+    for o in bpy.context.scene.objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+
+
+def baked_heads(obj, step: int = 1):
+    """World heads per joint of the mapped bones over the action's frames: (frames, dict)."""
+    bmap = json.loads(obj["momask_bone_map"])
+    act = obj.animation_data.action
+    lo, hi = (int(round(v)) for v in act.frame_range)
+    frames = list(range(lo, hi + 1, step))
+    out = {j: np.empty((len(frames), 3)) for j in bmap}
+    scene = bpy.context.scene
+    for k, f in enumerate(frames):
+        scene.frame_set(f)
+        mw = obj.matrix_world
+        for j, b in bmap.items():
+            out[j][k] = mw @ obj.pose.bones[b].head
+    return np.array(frames) - lo, out
+
+
+def _yaw(v, a):
+    c, s = np.cos(a), np.sin(a)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1], v[..., 2]], -1)
+
+
+def source_at(src_hml: np.ndarray, src_fps: float, frame_offsets, fps: float) -> np.ndarray:
+    """Source joints (Blender axes) at the baked frames, linearly interpolated like bake_check."""
+    src = to_blender(src_hml)
+    s = np.asarray(frame_offsets) / fps * src_fps
+    i0 = np.clip(np.floor(s).astype(int), 0, len(src) - 1)
+    i1 = np.minimum(i0 + 1, len(src) - 1)
+    w = (s - i0)[:, None, None]
+    return src[i0] * (1 - w) + src[i1] * w
+
+
+def measure(src_hml, src_fps, frame_offsets, heads, fps):
+    """(errors in degrees per frame and limb, handedness agreement), as bake_check measures them."""
+    J = source_at(src_hml, src_fps, frame_offsets, fps)
+    keep = np.asarray(frame_offsets) / fps * src_fps <= len(src_hml) - 1
+    limbs = [(p, c) for p, c in LIMBS if p in heads and c in heads]
+    sd = np.stack([J[:, INDEX[c]] - J[:, INDEX[p]] for p, c in limbs], 1)[keep]
+    bd = np.stack([heads[c] - heads[p] for p, c in limbs], 1)[keep]
+    sd /= np.linalg.norm(sd, axis=-1, keepdims=True)
+    bd /= np.linalg.norm(bd, axis=-1, keepdims=True)
+    angles = np.linspace(-np.pi, np.pi, 721)
+    best = max(angles, key=lambda t: (_yaw(sd[0], t) * bd[0]).sum())
+    err = np.degrees(np.arccos(np.clip((_yaw(sd, best) * bd).sum(-1), -1, 1)))
+    hand = None
+    if all(j in heads for j in ("left_hip", "right_hip", "pelvis", "neck", "left_ankle", "left_foot")):
+        def sign(P):
+            return np.sign((np.cross(P["left_hip"] - P["right_hip"], P["neck"] - P["pelvis"])
+                            * (P["left_foot"] - P["left_ankle"])).sum(-1))
+        src = {j: J[keep][:, INDEX[j]] for j in JOINTS}
+        rig = {j: v[keep] for j, v in heads.items()}
+        hand = float(np.mean(sign(src) == sign(rig)))
+    return err, hand
