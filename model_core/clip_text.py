@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ModelError
 from .tokenizer import ClipTokenizer
 from .torchscript_reader import TorchScriptArchive, is_torchscript_archive
 
@@ -51,19 +52,19 @@ class ClipTextConfig:
 
         def dim(key: str, axis: int, ndim: int) -> int:
             if key not in shapes:
-                raise ValueError(f"{source}: missing key {key!r}, so this is not a CLIP checkpoint")
+                raise ModelError(f"{source}: missing key {key!r}, so this is not a CLIP checkpoint")
             shape = tuple(shapes[key])
             if len(shape) != ndim:
-                raise ValueError(f"{source}: {key} has shape {shape}, expected {ndim} dimensions")
+                raise ModelError(f"{source}: {key} has shape {shape}, expected {ndim} dimensions")
             return int(shape[axis])
 
         width = dim("ln_final.weight", 0, 1)
         indices = sorted({int(m.group(1)) for k in shapes if (m := _BLOCK_KEY.match(k))})
         if indices != list(range(len(indices))):
-            raise ValueError(f"{source}: transformer.resblocks indices {indices} are not 0..N-1")
+            raise ModelError(f"{source}: transformer.resblocks indices {indices} are not 0..N-1")
         heads = width // 64  # OpenAI's rule: 64-wide heads
         if heads < 1 or width % heads:
-            raise ValueError(f"{source}: text width {width} cannot be split into 64-wide heads")
+            raise ModelError(f"{source}: text width {width} cannot be split into 64-wide heads")
         return cls(
             vocab_size=dim("token_embedding.weight", 0, 2),
             context_length=dim("positional_embedding", 0, 2),
@@ -107,13 +108,13 @@ def check_text_keys(
     expected = config.expected_shapes()
     for key, want in expected.items():
         if key not in shapes:
-            raise ValueError(f"{source}: missing key {key!r} (expected shape {want})")
+            raise ModelError(f"{source}: missing key {key!r} (expected shape {want})")
         found = tuple(shapes[key])
         if found != want:
-            raise ValueError(f"{source}: {key} has shape {found}, expected {want}")
+            raise ModelError(f"{source}: {key} has shape {found}, expected {want}")
     unexpected = [k for k in shapes if is_text_key(k) and k not in expected]
     if unexpected:
-        raise ValueError(f"{source}: unexpected keys for CLIP's text tower: {unexpected}")
+        raise ModelError(f"{source}: unexpected keys for CLIP's text tower: {unexpected}")
     return list(expected)
 
 
@@ -204,9 +205,9 @@ class ClipTextEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.ndim != 2 or tokens.shape[1] > self.config.context_length or tokens.shape[1] == 0:
             limit = self.config.context_length
-            raise ValueError(f"tokens must be (N, 1..{limit}), got {tuple(tokens.shape)}")
+            raise ModelError(f"tokens must be (N, 1..{limit}), got {tuple(tokens.shape)}")
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size})")
+            raise ModelError(f"token ids must lie in [0, {self.config.vocab_size})")
         eot = tokens.argmax(dim=-1)  # EOT has the highest id, as in OpenAI's encode_text
         # Causal attention: positions after the last EOT cannot change any EOT feature, so skip them.
         length = int(eot.max()) + 1 if tokens.numel() else 1
@@ -227,12 +228,12 @@ def _read_plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
         # mmap keeps the vision tower's storages on disk; it needs the zip format.
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # damaged files fail in many ways; all mean "unreadable" here
-        raise ValueError(f"{path}: not a readable CLIP checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ModelError(f"{path}: not a readable CLIP checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: holds a {type(data).__name__}, expected a CLIP state dict")
+        raise ModelError(f"{path}: holds a {type(data).__name__}, expected a CLIP state dict")
     for key, value in data.items():
         if is_text_key(str(key)) and not isinstance(value, torch.Tensor):
-            raise ValueError(f"{path}: {key} is a {type(value).__name__}, expected a tensor")
+            raise ModelError(f"{path}: {key} is a {type(value).__name__}, expected a tensor")
     return dict(data)
 
 
@@ -243,7 +244,7 @@ def load_clip_text(path: str | Path, device: str | torch.device = "cpu") -> Clip
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; expected a CLIP file such as OpenAI's ViT-B-32.pt")
+        raise ModelError(f"{path} is a folder; expected a CLIP file such as OpenAI's ViT-B-32.pt")
     if not path.is_file():
         raise FileNotFoundError(f"CLIP checkpoint not found: {path}")
     if is_torchscript_archive(path):
@@ -258,7 +259,7 @@ def load_clip_text(path: str | Path, device: str | torch.device = "cpu") -> Clip
         tensors = {k: state[k] for k in check_text_keys(shapes, config, path)}
     for key, value in tensors.items():
         if not value.is_floating_point():
-            raise ValueError(f"{path}: {key} has dtype {value.dtype}, expected floating point")
+            raise ModelError(f"{path}: {key} has dtype {value.dtype}, expected floating point")
     # Built empty on the CPU (a meta-device build would import torch._dynamo: seconds), then every
     # parameter is replaced by its checkpoint tensor.
     model = ClipTextEncoder(config)

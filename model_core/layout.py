@@ -67,10 +67,13 @@ def find_models(checkpoints: str | Path, dataset: str | None = None, mask_name: 
         raise ModelError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASETS)}")
     dataset, root = _dataset_root(Path(checkpoints).expanduser(), dataset)
     if mask_name is None:
-        candidates = sorted(p.parent.parent for p in root.glob(f"*/{MASK_FILE.as_posix()}")
-                            if not p.parent.parent.name.startswith("tres_"))
+        # a folder that names its RVQ and is not a residual model; its weights are checked later,
+        # so a missing latest.tar is reported by its full path
+        named = {p.parent for p in root.glob("*/opt.txt") if "vq_name" in read_options(p)}
+        weighted = {p.parent.parent for p in root.glob(f"*/{MASK_FILE.as_posix()}")}
+        candidates = sorted(p for p in named | weighted if not p.name.startswith("tres_"))
         if not candidates:
-            raise ModelError(f"no masked transformer in {root}: expected a folder with {MASK_FILE}")
+            raise ModelError(f"no masked transformer in {root}: expected a folder with opt.txt and {MASK_FILE}")
         if len(candidates) > 1:
             raise ModelError(f"several masked transformers in {root} ({', '.join(c.name for c in candidates)}): "
                              "name one explicitly")
@@ -81,8 +84,12 @@ def find_models(checkpoints: str | Path, dataset: str | None = None, mask_name: 
     if not isinstance(vq_name, str):
         raise ModelError(f"{mask / 'opt.txt'}: option 'vq_name' is missing")
     if residual_name is None:
-        residuals = sorted(p for p in root.glob("tres_*") if (p / "opt.txt").is_file()
-                           and read_options(p / "opt.txt").get("vq_name") == vq_name)
+        folders = sorted(p for p in root.glob("tres_*") if p.is_dir())
+        residuals = [p for p in folders if (p / "opt.txt").is_file()
+                     and read_options(p / "opt.txt").get("vq_name") == vq_name]
+        unreadable = [p for p in folders if not (p / "opt.txt").is_file()]
+        if not residuals and unreadable:
+            raise ModelError(f"missing options file: expected {unreadable[0] / 'opt.txt'}")
         if not residuals:
             raise ModelError(f"no residual transformer trained on {vq_name} in {root}: expected a tres_* folder")
         if len(residuals) > 1:

@@ -100,7 +100,10 @@ def seconds_to_frames(seconds: float) -> int:
         raise ModelError(f"seconds must be a finite number, got {seconds!r}")
     if seconds <= 0:
         raise ModelError(f"length must be positive, got {seconds} s")
-    return int(math.floor(seconds * FPS + 1e-6))
+    frames = seconds * FPS
+    if not math.isfinite(frames) or frames > 1e9:
+        raise ModelError(f"length of {seconds} s is far beyond what can be generated")
+    return int(math.floor(frames + 1e-6))
 
 
 def _report(progress: Progress | None, stage: str, fraction: float) -> None:
@@ -279,19 +282,33 @@ class MoMask:
 
     @torch.no_grad()
     def decode(self, ids: torch.Tensor | np.ndarray, lengths: Sequence[int] | None = None,
-               prompts: Sequence[str] = ()) -> Motion:
-        """Token ids (B, N, q) → Motion; ids of -1 count as zero codes, as in the official decoder."""
+               prompts: Sequence[str] = (), *, as_padded_batch: bool = False) -> Motion:
+        """Token ids (B, N, q) → Motion; ids of -1 count as zero codes, as in the official decoder.
+
+        Each sample is decoded at its own length (samples of one length share a call), so padding
+        in the batch never reaches a sample's frames; `as_padded_batch` decodes the padded batch
+        as a whole, as the official script does.
+        """
         ids = torch.as_tensor(np.asarray(ids) if isinstance(ids, np.ndarray) else ids).to(self.device)
         unit = self.frames_per_token
         if lengths is None:
             lengths = [int((row[:, 0] >= 0).sum()) * unit for row in ids]
-        normalised = self.rvq.decode(ids).float().cpu().numpy()
+        normalised = np.zeros((ids.shape[0], ids.shape[1] * unit, self.feature_dim), np.float32)
+        if as_padded_batch:
+            normalised[:] = self.rvq.decode(ids).float().cpu().numpy()
+        else:
+            for frames in sorted(set(lengths)):
+                rows = [i for i, n in enumerate(lengths) if n == frames]
+                decoded = self.rvq.decode(ids[rows, : frames // unit]).float().cpu().numpy()
+                normalised[rows, :frames] = decoded
         if not np.isfinite(normalised).all():
             raise ModelError("the model produced NaN or infinite values: its weight files are probably corrupted")
         features = self.denormalise(normalised)
         joints = np.zeros((*features.shape[:2], self.joints_num, 3), np.float32)
         for i, frames in enumerate(lengths):
             joints[i, :frames] = motion_repr.recover_from_ric(features[i, :frames], self.joints_num)
+            if not as_padded_batch:
+                features[i, frames:] = 0.0
         return Motion(joints=joints, features=features.astype(np.float32), tokens=ids.cpu().numpy(),
                       lengths=list(lengths), prompts=list(prompts))
 

@@ -124,7 +124,7 @@ def _generation(model: MoMask, cases, text, recipe: str, out) -> None:
     all_ids = model.residual_tokens(cond, base, lengths, settings.residual_guidance,
                                     settings.residual_temperature, settings.topk)
     frames = [n * model.frames_per_token for n in lengths]
-    motion = model.decode(all_ids, frames)
+    motion = model.decode(all_ids, frames, as_padded_batch=True)
     out["gen_step_ids"] = torch.stack(steps).cpu().numpy()
     out["gen_base_ids"] = base.cpu().numpy()
     out["gen_all_ids"] = all_ids.cpu().numpy()

@@ -31,20 +31,33 @@ def top_k_filter(logits: torch.Tensor, thres: float) -> torch.Tensor:
 Generators = Sequence[torch.Generator] | None  # one per sample (batch row), or the global stream
 
 
-def categorical_sample(logits: torch.Tensor, temperature: float, generators: Generators) -> torch.Tensor:
-    """Sample ids from softmax(logits / temperature) over the last axis, each row from its own stream."""
+def _rows(batch: int, generators: Generators, lengths: Sequence[int] | None):
+    generators = [None] * batch if generators is None else generators
+    lengths = [None] * batch if lengths is None else lengths
+    return zip(generators, lengths, strict=True)
+
+
+def categorical_sample(logits: torch.Tensor, temperature: float, generators: Generators,
+                       lengths: Sequence[int] | None = None) -> torch.Tensor:
+    """Sample ids from softmax(logits / temperature) over the last axis (B, N, K).
+
+    Each row draws from its own stream and only over its own `lengths[i]` positions, so a
+    sample's result does not depend on what else (or how much padding) is in the batch.
+    """
     probs = F.softmax(logits / temperature, dim=-1)
-    rows = [None] * len(probs) if generators is None else generators
-    picked = [torch.multinomial(p.reshape(-1, p.shape[-1]), 1, replacement=True, generator=g).view(p.shape[:-1])
-              for p, g in zip(probs, rows, strict=True)]
-    return torch.stack(picked)
+    picked = torch.zeros(probs.shape[:-1], dtype=torch.long, device=probs.device)
+    for i, (g, n) in enumerate(_rows(len(probs), generators, lengths)):
+        picked[i, :n] = torch.multinomial(probs[i, :n], 1, replacement=True, generator=g)[:, 0]
+    return picked
 
 
-def gumbel_sample(logits: torch.Tensor, temperature: float, generators: Generators) -> torch.Tensor:
-    """argmax(logits / temperature + Gumbel noise) over the last axis, each row from its own stream."""
-    rows = [None] * len(logits) if generators is None else generators
-    uniform = torch.stack([torch.rand(row.shape, generator=g, device=logits.device, dtype=logits.dtype)
-                           for row, g in zip(logits, rows, strict=True)])
+def gumbel_sample(logits: torch.Tensor, temperature: float, generators: Generators,
+                  lengths: Sequence[int] | None = None) -> torch.Tensor:
+    """argmax(logits / temperature + Gumbel noise) over the last axis (B, N, K), rows as above."""
+    uniform = torch.full_like(logits, 0.5)
+    for i, (g, n) in enumerate(_rows(len(logits), generators, lengths)):
+        row = uniform[i, :n]
+        row.copy_(torch.rand(row.shape, generator=g, device=logits.device, dtype=logits.dtype))
     noise = -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
     return (logits / max(temperature, MIN_TEMPERATURE) + noise).argmax(-1)
 
@@ -67,6 +80,7 @@ def masked_decode(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: torch.
     """
     editable = editable & ~padding
     count = editable.sum(-1)                                                  # (B,)
+    lengths = (~padding).sum(-1).tolist()
     scores = torch.where(editable, 0.0, KEPT)
     ids = torch.where(editable, mask_id, ids)
     for step, t in enumerate(torch.linspace(0, 1, steps, device=ids.device)):
@@ -77,7 +91,7 @@ def masked_decode(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: torch.
         if on_step is not None:
             on_step(step, ids)
         logits = logits_fn(ids)
-        predicted = categorical_sample(top_k_filter(logits, topk), temperature, generators)
+        predicted = categorical_sample(top_k_filter(logits, topk), temperature, generators, lengths)
         ids = torch.where(is_mask, predicted, ids)
         confidence = logits.softmax(-1).gather(-1, predicted[..., None])[..., 0]
         scores = confidence.masked_fill(~is_mask, KEPT)
@@ -94,12 +108,13 @@ def residual_decode(logits_fn: Callable[[torch.Tensor, int], torch.Tensor], embe
     the model chose the pad id).
     """
     ids = torch.where(padding, pad_id, base)
+    lengths = (~padding).sum(-1).tolist()
     layers = [ids]
     history = torch.zeros(*ids.shape, embeddings.shape[-1], dtype=embeddings.dtype, device=ids.device)
     for layer in range(1, embeddings.shape[0] + 1):
         history = history + F.embedding(ids, embeddings[layer - 1])
         logits = logits_fn(history, layer)
-        predicted = gumbel_sample(top_k_filter(logits, topk), temperature, generators)
+        predicted = gumbel_sample(top_k_filter(logits, topk), temperature, generators, lengths)
         ids = torch.where(padding, pad_id, predicted)
         layers.append(ids)
     stacked = torch.stack(layers, -1)

@@ -21,6 +21,8 @@ import ftfy
 import regex
 import torch
 
+from .errors import ModelError
+
 SOT_TOKEN = 49406
 EOT_TOKEN = 49407
 CONTEXT_LENGTH = 77
@@ -83,15 +85,15 @@ def _load_vocabulary(path: str) -> _Vocabulary:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             lines = f.read().split("\n")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable gzip BPE merge list ({exc})") from exc
+        raise ModelError(f"{path}: not a readable gzip BPE merge list ({exc})") from exc
     merges = [tuple(line.split()) for line in lines[1 : _N_MERGES + 1]]
     if len(merges) != _N_MERGES or any(len(m) != 2 for m in merges):
-        raise ValueError(f"{path}: expected {_N_MERGES} merges of two symbols each, found {len(merges)}")
+        raise ModelError(f"{path}: expected {_N_MERGES} merges of two symbols each, found {len(merges)}")
     symbols = list(byte_to_unicode().values())
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + list(_SPECIALS)
     encoder = {token: i for i, token in enumerate(vocab)}
     if encoder.get(_SPECIALS[0]) != SOT_TOKEN or encoder.get(_SPECIALS[1]) != EOT_TOKEN:
-        raise ValueError(f"{path}: special tokens do not land on ids {SOT_TOKEN}/{EOT_TOKEN}")
+        raise ModelError(f"{path}: special tokens do not land on ids {SOT_TOKEN}/{EOT_TOKEN}")
     return _Vocabulary(encoder=encoder, ranks={m: i for i, m in enumerate(merges)})
 
 
@@ -106,7 +108,7 @@ class ClipTokenizer:
 
     def __init__(self, vocab_path: str | Path | None = None, context_length: int = CONTEXT_LENGTH) -> None:
         if context_length < 2:
-            raise ValueError(f"context_length must leave room for SOT and EOT, got {context_length}")
+            raise ModelError(f"context_length must leave room for SOT and EOT, got {context_length}")
         self._vocab_path = Path(vocab_path) if vocab_path is not None else None
         self._loaded: _Vocabulary | None = None
         self.context_length = context_length
@@ -169,7 +171,7 @@ class ClipTokenizer:
                 raise TypeError(f"prompts must be strings, got {type(text).__name__}: {text!r}")
             ids = self.encode(text)
             if not ids:
-                raise ValueError(f"prompt {text!r} is empty or whitespace only: nothing to encode")
+                raise ModelError(f"prompt {text!r} is empty or whitespace only: nothing to encode")
             tokens = [SOT_TOKEN, *ids, EOT_TOKEN]
             if len(tokens) > self.context_length:
                 warnings.warn(

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from .errors import ModelError
+
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
     "HalfStorage": torch.float16,
     "FloatStorage": torch.float32,
@@ -183,23 +185,23 @@ class TorchScriptArchive:
         try:
             self._zip = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{self.path}: not a readable zip archive ({exc})") from exc
+            raise ModelError(f"{self.path}: not a readable zip archive ({exc})") from exc
         try:
             self._names = set(self._zip.namelist())
             root = _find_root(self._names)
             if root is None:
-                raise ValueError(f"{self.path}: no single <root>/data.pkl, so not a TorchScript archive")
+                raise ModelError(f"{self.path}: no single <root>/data.pkl, so not a TorchScript archive")
             self.root = root
             self._check_byteorder()
             data = self._read(f"{root}/data.pkl")
             try:
                 tree = _RestrictedUnpickler(data).load()
             except _Refused as exc:
-                raise ValueError(f"{self.path}: data.pkl refused: it contains {exc}") from None
+                raise ModelError(f"{self.path}: data.pkl refused: it contains {exc}") from None
             except Exception as exc:  # a damaged pickle fails in many ways; all mean the same here
-                raise ValueError(f"{self.path}: data.pkl is damaged ({type(exc).__name__}: {exc})") from exc
+                raise ModelError(f"{self.path}: data.pkl is damaged ({type(exc).__name__}: {exc})") from exc
             if not isinstance(tree, _ScriptObject):
-                raise ValueError(f"{self.path}: data.pkl holds a {type(tree).__name__}, not a module")
+                raise ModelError(f"{self.path}: data.pkl holds a {type(tree).__name__}, not a module")
             self._declared: dict[str, set[str] | None] = {}
             self.records: dict[str, TensorRecord] = {}
             self._walk(tree, "", [])
@@ -218,18 +220,18 @@ class TorchScriptArchive:
 
     def _read(self, name: str) -> bytes:
         if name not in self._names:
-            raise ValueError(f"{self.path}: record {name} is missing from the archive")
+            raise ModelError(f"{self.path}: record {name} is missing from the archive")
         try:
             return self._zip.read(name)
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise ValueError(f"{self.path}: record {name} is damaged ({exc})") from exc
+            raise ModelError(f"{self.path}: record {name} is damaged ({exc})") from exc
 
     def _check_byteorder(self) -> None:
         name = f"{self.root}/byteorder"
         if name in self._names:
             order = self._read(name).decode("ascii", "replace").strip()
             if order != "little":
-                raise ValueError(f"{self.path}: storages are {order!r}-endian; only little-endian is read")
+                raise ModelError(f"{self.path}: storages are {order!r}-endian; only little-endian is read")
 
     def _declared_tensors(self, qualname: str) -> set[str] | None:
         """Parameter and buffer names of a class, from its source text; None if the text isn't there."""
@@ -250,15 +252,15 @@ class TorchScriptArchive:
                         try:
                             names.update(str(n) for n in ast.literal_eval(body))
                         except (ValueError, SyntaxError) as exc:
-                            raise ValueError(f"{self.path}: unreadable declaration in {source_name}") from exc
+                            raise ModelError(f"{self.path}: unreadable declaration in {source_name}") from exc
         self._declared[qualname] = names
         return names
 
     def _walk(self, obj: _ScriptObject, prefix: str, ancestors: list[int]) -> None:
         if id(obj) in ancestors:
-            raise ValueError(f"{self.path}: module {prefix.rstrip('.')!r} contains itself")
+            raise ModelError(f"{self.path}: module {prefix.rstrip('.')!r} contains itself")
         if len(ancestors) > _MAX_DEPTH:
-            raise ValueError(f"{self.path}: modules nested deeper than {_MAX_DEPTH} levels at {prefix!r}")
+            raise ModelError(f"{self.path}: modules nested deeper than {_MAX_DEPTH} levels at {prefix!r}")
         if not isinstance(obj.state, dict):
             return
         declared = self._declared_tensors(obj.qualname)
@@ -279,7 +281,7 @@ class TorchScriptArchive:
         out: dict[str, torch.Tensor] = {}
         for key in wanted:
             if key not in self.records:
-                raise ValueError(f"{self.path}: no tensor named {key!r}")
+                raise ModelError(f"{self.path}: no tensor named {key!r}")
             rec = self.records[key]
             if rec.storage not in storages:
                 storages[rec.storage] = self._read_storage(rec)
@@ -291,21 +293,21 @@ class TorchScriptArchive:
         itemsize = torch.empty((), dtype=rec.dtype).element_size()
         expected = rec.storage_numel * itemsize
         if name not in self._names:
-            raise ValueError(f"{self.path}: storage record {name} is missing from the archive")
+            raise ModelError(f"{self.path}: storage record {name} is missing from the archive")
         size = self._zip.getinfo(name).file_size
         if size != expected:
-            raise ValueError(f"{self.path}: storage record {name} holds {size} bytes, expected {expected}")
+            raise ModelError(f"{self.path}: storage record {name} holds {size} bytes, expected {expected}")
         try:
             buffer = torch.empty(expected, dtype=torch.uint8)  # not zero-filled, unlike bytearray
         except (RuntimeError, MemoryError) as exc:
-            raise ValueError(f"{self.path}: storage record {name} claims {expected} bytes ({exc})") from exc
+            raise ModelError(f"{self.path}: storage record {name} claims {expected} bytes ({exc})") from exc
         try:
             with self._zip.open(name) as f:
                 got = f.readinto(buffer.numpy())
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise ValueError(f"{self.path}: storage record {name} is damaged ({exc})") from exc
+            raise ModelError(f"{self.path}: storage record {name} is damaged ({exc})") from exc
         if got != expected:
-            raise ValueError(f"{self.path}: storage record {name} is truncated ({got} of {expected} bytes)")
+            raise ModelError(f"{self.path}: storage record {name} is truncated ({got} of {expected} bytes)")
         return buffer.view(rec.dtype)
 
 
