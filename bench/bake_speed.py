@@ -58,8 +58,8 @@ def main() -> int:
 
         t_plan, plan = timed(run_prepare)
         opts = RetargetOptions(fps=20.0, foot_lock=lock)
-        t_ret, bake = timed(lambda: retarget(joints, plan, opts))
-        t_key, _ = timed(lambda: write_bake(obj, bake, "bench", 1))
+        t_ret, bake = timed(lambda plan=plan, opts=opts: retarget(joints, plan, opts))
+        t_key, _ = timed(lambda bake=bake: write_bake(obj, bake, "bench", 1))
         key = "foot_lock" if lock else "no_foot_lock"
         result[key] = {"read_rig_s": round(t_plan, 4), "retarget_s": round(t_ret, 4),
                        "keyframes_s": round(t_key, 4), "bake_s": round(t_plan + t_ret + t_key, 4)}
