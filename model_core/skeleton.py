@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from .errors import ModelError
 from .quaternion import qbetween, qinv, qmul, qrot, yaw_facing_z
@@ -165,6 +164,22 @@ def offsets_from_joints(spec: SkeletonSpec, frame: np.ndarray) -> np.ndarray:
     return spec.raw_offsets * lengths[:, None]
 
 
+def gaussian_smooth(values: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """Gaussian smoothing along axis 0 with edge values repeated, as SciPy's
+    `gaussian_filter1d(values, sigma, axis=0, mode="nearest")` computes it (kernel radius
+    `int(truncate * sigma + 0.5)`); written here so the extension does not need SciPy."""
+    radius = int(truncate * float(sigma) + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    values = np.asarray(values, dtype=np.float64)
+    padded = np.concatenate([np.repeat(values[:1], radius, 0), values, np.repeat(values[-1:], radius, 0)])
+    out = np.zeros_like(values)
+    for weight, shift in zip(kernel, range(2 * radius + 1), strict=True):
+        out += weight * padded[shift:shift + len(values)]
+    return out
+
+
 def facing_directions(spec: SkeletonSpec, joints: np.ndarray, smooth: bool) -> np.ndarray:
     """Unit horizontal facing direction per frame (T, 3), as the official IK estimates it.
 
@@ -178,7 +193,7 @@ def facing_directions(spec: SkeletonSpec, joints: np.ndarray, smooth: bool) -> n
     across = across / np.linalg.norm(across, axis=-1, keepdims=True)
     forward = np.cross([0.0, 1.0, 0.0], across)
     if smooth:
-        forward = gaussian_filter1d(forward, FORWARD_SMOOTH_SIGMA, axis=0, mode="nearest")
+        forward = gaussian_smooth(forward, FORWARD_SMOOTH_SIGMA)
     norm = np.linalg.norm(forward, axis=-1, keepdims=True)
     if not np.all(norm > 0.0):
         frame = int(np.argmin(norm[:, 0]))

@@ -30,7 +30,7 @@ TORCH_INDEX = {
     "cu128": "https://download.pytorch.org/whl/cu128",
 }
 # What model_core needs at run time; all but torch arrive as wheels inside the extension.
-RUNTIME_MODULES = ("torch", "numpy", "scipy", "ftfy", "regex")
+RUNTIME_MODULES = ("torch", "numpy", "ftfy", "regex")
 _TAIL = 20  # pip lines kept for an error message
 
 

@@ -271,3 +271,14 @@ def test_single_frame_and_degenerate_skeletons_are_rejected():
         joints_to_features(joints, "smpl")
     with pytest.raises(ValueError, match=r"target_offsets for t2m must have shape \(22, 3\), got \(21, 3\)"):
         joints_to_features(joints, target_offsets=np.ones((21, 3)))
+
+
+def test_gaussian_smooth_equals_scipys_nearest_mode_filter():
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    from model_core.skeleton import gaussian_smooth
+
+    rng = np.random.default_rng(0)
+    for frames in (1, 5, 81, 300):
+        values = rng.normal(size=(frames, 3))
+        want = scipy_ndimage.gaussian_filter1d(values, 20.0, axis=0, mode="nearest")
+        np.testing.assert_allclose(gaussian_smooth(values, 20.0), want, rtol=0, atol=1e-12)

@@ -36,12 +36,11 @@ PLATFORM_TAGS = {
 }
 PYTHONS = ("3.11", "3.13")
 
-# What model_core imports besides torch and numpy (Blender bundles numpy): scipy, ftfy, regex;
-# ftfy needs wcwidth; clip-anytorch only for CLIP's BPE vocabulary file (never imported). Pins per
-# Python: Blender 4.2-5.0 bundle numpy 1.26, which scipy < 1.15 supports; 5.1+ bundles numpy 2.
+# What model_core imports besides torch and numpy (Blender bundles numpy): ftfy, regex; ftfy
+# needs wcwidth; clip-anytorch only for CLIP's BPE vocabulary file (never imported).
 LIGHT_DEPS = {
-    "3.11": ["scipy>=1.11,<1.15", "ftfy>=6.1", "wcwidth", "regex>=2023.0", "clip-anytorch==2.6.0"],
-    "3.13": ["scipy>=1.14.1,<1.17", "ftfy>=6.1", "wcwidth", "regex>=2023.0", "clip-anytorch==2.6.0"],
+    "3.11": ["ftfy>=6.1", "wcwidth", "regex>=2023.0", "clip-anytorch==2.6.0"],
+    "3.13": ["ftfy>=6.1", "wcwidth", "regex>=2023.0", "clip-anytorch==2.6.0"],
 }
 BUNDLED_BY_BLENDER = {"numpy"}
 EXTENSION_FILES = ("__init__.py", "momask_blender")
@@ -194,7 +193,7 @@ def check_zip(path: Path, platform: str, pythons: list[str]) -> None:
         raise BuildError(f"{path.name} lacks the model_core wheel")
     for python in pythons:
         tag = "cp" + python.replace(".", "")
-        for dep in ("scipy", "regex"):
+        for dep in ("regex",):
             if not any(n.startswith(f"wheels/{dep}-") and f"-{tag}-" in n for n in names):
                 raise BuildError(f"{path.name} has no {dep} wheel for Python {python} on {platform}")
 
