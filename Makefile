@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test test-blender42 lint demo bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,24 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The same bpy tests on Blender 4.2 LTS (the legacy action API), in a venv of their own: not part of `make test`.
+VENV42 := .venv42
+PY42 := $(VENV42)/bin/python
+STAMP42 := $(VENV42)/.installed
+BPY_TESTS ?= tests/test_ui_blender.py tests/test_bake_blender.py
+
+$(STAMP42): requirements.txt
+	$(PYTHON) -m venv $(VENV42)
+	$(PY42) -m pip install -q --upgrade pip
+	sed 's/^bpy==.*/bpy==4.2.*/' requirements.txt > $(VENV42)/requirements.txt
+	$(PY42) -m pip install -q -r $(VENV42)/requirements.txt
+	$(PY42) -m pip install -q --no-deps clip-anytorch==2.6.0
+	touch $(STAMP42)
+
+test-blender42: $(STAMP42)
+	$(PY42) -c "import bpy; print('Blender', bpy.app.version_string)"
+	$(PY42) -m pytest -q $(BPY_TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -27,4 +45,4 @@ bench: $(STAMP)
 	$(PY) -m bench.speed
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist build
+	rm -rf $(VENV) $(VENV42) .pytest_cache .ruff_cache dist build
