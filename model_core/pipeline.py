@@ -140,8 +140,8 @@ class MoMask:
              residual_name: str | None = None, fast: bool = False) -> MoMask:
         """Load from the official folder layout and OpenAI's CLIP file; every file is checked.
 
-        `fast=True` (CPU only) runs the transformers with int8 weights: faster, and its tokens
-        can differ from the official ones where two choices are nearly tied.
+        `fast=True` (CPU only) runs the masked transformer's feed-forward layers with int8 weights:
+        faster, and its tokens can differ from the official ones where two choices are nearly tied.
         """
         device = _resolve_device(device)
         folders = find_models(checkpoints, dataset, mask_name, residual_name)
@@ -187,8 +187,7 @@ class MoMask:
         if fast:
             if device.type != "cpu" or not fast_path.available():
                 raise ModelError("the fast path needs a CPU with PyTorch's fbgemm engine; use the exact path")
-            for module in (mask_model, residual_model):
-                fast_path.quantise_linears(module)
+            fast_path.quantise_feed_forward(mask_model.seqTransEncoder.layers)
         return model
 
     def to(self, device: str | torch.device) -> MoMask:

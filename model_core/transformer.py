@@ -61,14 +61,10 @@ class SelfAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
-        self.in_proj: nn.Module | None = None  # set by the fast path to an int8 projection
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         b, n, d = x.shape
-        if self.in_proj is None:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)          # (B, N, 3D)
-        else:
-            qkv = self.in_proj(x)
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)              # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, N, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)           # (B, h, N, hd)
         return self.out_proj(y.transpose(1, 2).reshape(b, n, d))

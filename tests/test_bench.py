@@ -1,0 +1,31 @@
+"""The benchmark runs and prints the figures it promises (no timing is asserted here)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+KEYS = ("load_s", "cold_process_s", "text_s", "gen_1x196_10_s", "gen_1x196_18_s", "gen_8x196_10_s",
+        "gen_1x48_10_s", "inpaint_1x196_s", "rss_after_load_mb", "rss_peak_mb")
+
+
+def test_speed_benchmark_prints_every_figure_for_both_paths(reference_dir):
+    done = subprocess.run([sys.executable, "-m", "bench.speed", "--tiny", "--threads", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    for key in KEYS:
+        assert report[key] > 0 and report["fast_" + key] > 0, key
+    assert report["threads"] == 1 and report["device"] == "cpu" and report["torch"]
+    assert 0.98 <= report["fast_token_agreement"] <= 1.0
+
+
+def test_fast_path_generates_the_same_shapes(reference_dir):
+    from model_core import GenerationSettings, MoMask
+
+    model = MoMask.load(reference_dir / "checkpoints", reference_dir / "clip" / "ViT-B-32.pt", fast=True)
+    motion = model.generate(["a person walks", "a person jumps"], frames=[40, 24], settings=GenerationSettings(steps=3))
+    assert motion.joints.shape == (2, 40, 22, 3) and motion.lengths == [40, 24]
