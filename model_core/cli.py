@@ -16,8 +16,11 @@ from .timeline import generate_sequence, parse_sequence
 DEFAULTS = GenerationSettings()
 
 
-def add_generation_flags(parser: argparse.ArgumentParser) -> None:
-    """The generation flags, shared with the Blender bake CLI so both have the same defaults."""
+def add_generation_flags(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    """The generation flags, shared with the Blender bake CLI so both have the same defaults.
+
+    `model_required=False` lets a caller that can run without the model (baking an existing
+    motion) leave --checkpoints and --clip empty."""
     parser.add_argument("--seconds", type=float, default=None,
                         help="length in seconds (20 fps, whole 4-frame tokens; past 9.8 s made window by window); "
                         "default: the length estimator")
@@ -28,8 +31,10 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--residual-guidance", type=float, default=DEFAULTS.residual_guidance)
     parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
     parser.add_argument("--topk", type=float, default=DEFAULTS.topk)
-    parser.add_argument("--checkpoints", required=True, help="the official checkpoints/ folder (holding t2m/)")
-    parser.add_argument("--clip", required=True, help="OpenAI's ViT-B-32.pt (or a plain CLIP state dict)")
+    parser.add_argument("--checkpoints", required=model_required, default="",
+                        help="the official checkpoints/ folder (holding t2m/)")
+    parser.add_argument("--clip", required=model_required, default="",
+                        help="OpenAI's ViT-B-32.pt (or a plain CLIP state dict)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
