@@ -358,18 +358,27 @@ class MoMask:
         else:
             token_lengths = [frames_to_tokens(f, self.frames_per_token) for f in per_prompt for _ in range(variations)]
 
-        def on_step(step: int, _ids: torch.Tensor) -> None:
+        return self._tokens_to_motion(features, token_lengths, settings, generators, batch, progress)
+
+    def _tokens_to_motion(self, text_features: torch.Tensor, token_lengths: list[int], settings: GenerationSettings,
+                          generators: list[torch.Generator], prompts: list[str], progress: Progress | None, *,
+                          ids: torch.Tensor | None = None, editable: torch.Tensor | None = None,
+                          on_step: Callable[[int, torch.Tensor], None] | None = None) -> Motion:
+        """Base tokens (generated, or `editable` ones of `ids` refilled), residual layers, decode."""
+        def report_step(step: int, current: torch.Tensor) -> None:
+            if on_step is not None:
+                on_step(step, current)
             _report(progress, "base tokens", 0.1 + 0.6 * step / settings.steps)
 
-        base = self.base_tokens(features, token_lengths, settings, generators, on_step=on_step)
+        base = self.base_tokens(text_features, token_lengths, settings, generators, ids=ids, editable=editable,
+                                on_step=report_step)
         _report(progress, "residual layers", 0.7)
-        ids = self.residual_tokens(features, base, token_lengths, settings.residual_guidance,
-                                   settings.residual_temperature, settings.topk, generators)
+        all_ids = self.residual_tokens(text_features, base, token_lengths, settings.residual_guidance,
+                                       settings.residual_temperature, settings.topk, generators)
         _report(progress, "decode", 0.9)
-        result = self.decode(ids, [n * self.frames_per_token for n in token_lengths], batch)
+        result = self.decode(all_ids, [n * self.frames_per_token for n in token_lengths], prompts)
         _report(progress, "done", 1.0)
         return result
-
 
     def _generate_long(self, prompts: list[str], frames: list[int], seed: int, variations: int,
                        settings: GenerationSettings, progress: Progress | None) -> Motion:
@@ -407,21 +416,8 @@ class MoMask:
         lengths = [base.shape[1]] * len(prompts)
         _report(progress, "text", 0.0)
         features = self.encode_text(prompts)
-
-        def report_step(step: int, current: torch.Tensor) -> None:
-            if on_step is not None:
-                on_step(step, current)
-            _report(progress, "base tokens", 0.1 + 0.6 * step / settings.steps)
-
-        edited = self.base_tokens(features, lengths, settings, generators, ids=base, editable=mask,
-                                  on_step=report_step)
-        _report(progress, "residual layers", 0.7)
-        all_ids = self.residual_tokens(features, edited, lengths, settings.residual_guidance,
-                                       settings.residual_temperature, settings.topk, generators)
-        _report(progress, "decode", 0.9)
-        result = self.decode(all_ids, [n * self.frames_per_token for n in lengths], prompts)
-        _report(progress, "done", 1.0)
-        return result
+        return self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
+                                      editable=mask, on_step=on_step)
 
 
 def stack_motions(parts: Sequence[Motion]) -> Motion:
