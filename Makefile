@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-blender42 lint demo bench clean
+.PHONY: test test-blender42 lint demo extension bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Prompt → Blender's human metarig → demo/out.blend, out.bvh, out.png. DEMO_ARGS: e.g. --prompt "..." --steps 10,
+# --source MOTION.npy; weights: MOMASK_CHECKPOINTS/MOMASK_CLIP, ../checkpoints, ../shared/reference, else random.
+demo: $(STAMP)
+	$(PY) -m momask_blender.demo $(DEMO_ARGS)
+
+# dist/momask-<version>-<platform>.zip for every platform (see tools/build_extension.py --help).
+extension: $(STAMP)
+	$(PY) tools/build_extension.py $(EXTENSION_ARGS)
 
 # The same bpy tests on Blender 4.2 LTS (the legacy action API), in a venv of their own: not part of `make test`.
 VENV42 := .venv42
