@@ -13,8 +13,10 @@ from __future__ import annotations
 import ast
 import collections
 import io
+import mmap
 import pickle
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -202,6 +204,7 @@ class TorchScriptArchive:
                 raise ModelError(f"{self.path}: data.pkl is damaged ({type(exc).__name__}: {exc})") from exc
             if not isinstance(tree, _ScriptObject):
                 raise ModelError(f"{self.path}: data.pkl holds a {type(tree).__name__}, not a module")
+            self._mapped: mmap.mmap | None = None
             self._declared: dict[str, set[str] | None] = {}
             self.records: dict[str, TensorRecord] = {}
             self._walk(tree, "", [])
@@ -217,6 +220,7 @@ class TorchScriptArchive:
 
     def close(self) -> None:
         self._zip.close()
+        self._mapped = None  # tensors made from the mapping keep it alive as long as they need it
 
     def _read(self, name: str) -> bytes:
         if name not in self._names:
@@ -294,9 +298,11 @@ class TorchScriptArchive:
         expected = rec.storage_numel * itemsize
         if name not in self._names:
             raise ModelError(f"{self.path}: storage record {name} is missing from the archive")
-        size = self._zip.getinfo(name).file_size
-        if size != expected:
-            raise ModelError(f"{self.path}: storage record {name} holds {size} bytes, expected {expected}")
+        info = self._zip.getinfo(name)
+        if info.file_size != expected:
+            raise ModelError(f"{self.path}: storage record {name} holds {info.file_size} bytes, expected {expected}")
+        if info.compress_type == zipfile.ZIP_STORED:
+            return self._map_storage(info, rec.dtype)
         try:
             buffer = torch.empty(expected, dtype=torch.uint8)  # not zero-filled, unlike bytearray
         except (RuntimeError, MemoryError) as exc:
@@ -309,6 +315,24 @@ class TorchScriptArchive:
         if got != expected:
             raise ModelError(f"{self.path}: storage record {name} is truncated ({got} of {expected} bytes)")
         return buffer.view(rec.dtype)
+
+
+    def _map_storage(self, info: zipfile.ZipInfo, dtype: torch.dtype) -> torch.Tensor:
+        """A stored (uncompressed) record as a tensor over the memory-mapped file: no copy, no read
+        until used. TorchScript writes storages stored; the zip's CRC is not checked this way."""
+        if self._mapped is None:
+            with open(self.path, "rb") as f:  # copy-on-write: the tensors may be written, the file never is
+                self._mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        header = self._mapped[info.header_offset:info.header_offset + 30]
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise ModelError(f"{self.path}: storage record {info.filename} has a damaged header")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        if start + info.file_size > len(self._mapped):
+            raise ModelError(f"{self.path}: storage record {info.filename} is truncated")
+        if info.file_size == 0:
+            return torch.empty(0, dtype=dtype)
+        return torch.frombuffer(self._mapped, dtype=dtype, count=info.file_size // dtype.itemsize, offset=start)
 
 
 def read_torchscript_state_dict(
