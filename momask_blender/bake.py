@@ -3,6 +3,10 @@
     python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 4 --seed 1 \\
         --checkpoints DIR --clip ViT-B-32.pt --out OUT.blend [--export-bvh OUT.bvh]
     python -m momask_blender.bake --rig RIG.fbx --source MOTION.bvh --out OUT.blend
+    python -m momask_blender.bake --blend IN.blend --armature NAME --inpaint 40 80 --prompt "a person jumps" \
+        --checkpoints DIR --clip ViT-B-32.pt --out OUT.blend        (or --extend-after / --extend-before SECONDS)
+    python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 30 ... --out OUT.blend
+    python -m momask_blender.bake --rig RIG.glb --sequence SEQ.txt ... --out OUT.blend   (lines: seconds<TAB>prompt)
 
 Prints a JSON summary (bone map, frame range, fps, seconds per stage). Any problem: a message on
 stderr and a non-zero exit status.
@@ -38,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bone-map", help="a bone-map preset (JSON) to use instead of detection")
     p.add_argument("--inpaint", nargs=2, type=int, metavar=("START", "END"),
                    help="regenerate only these frames of the armature's action")
+    p.add_argument("--extend-before", type=float, metavar="SECONDS", help="new motion before the animation")
+    p.add_argument("--extend-after", type=float, metavar="SECONDS", help="new motion after the animation")
+    p.add_argument("--keep-original", action="store_true", help="with --inpaint/--extend: keep a copy of the action")
+    p.add_argument("--sequence", help="a prompt sequence: lines of seconds<TAB>prompt, one continuous motion")
     try:
         from model_core.cli import add_generation_flags
     except ImportError:  # the model code is optional for --source bakes
@@ -105,8 +113,11 @@ def run(args: argparse.Namespace) -> dict:
     from . import operators, register
 
     timings: dict[str, float] = {}
-    if args.inpaint:
-        raise MomaskError("--inpaint is not available yet")
+    editing = args.inpaint is not None or args.extend_before is not None or args.extend_after is not None
+    if editing and not args.blend:
+        raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
+    if args.blend and not editing:
+        raise MomaskError("--blend needs --inpaint START END, --extend-before or --extend-after")
     import_rig(bpy, Path(args.rig or args.blend).expanduser().resolve())
     timings["import_rig_s"] = time.perf_counter() - started
     obj = pick_armature(bpy, args.armature)
@@ -128,6 +139,10 @@ def run(args: argparse.Namespace) -> dict:
         register()
     except ValueError:
         pass  # already registered in this process
+    if editing:
+        return _save(bpy, args, _edit(bpy, args), started)
+    if args.sequence or (args.seconds or 0) > MAX_WINDOW_SECONDS:
+        return _save(bpy, args, _long(bpy, args), started)
     operators.last_error = ""
     result = bpy.ops.momask.generate(
         prompt=args.prompt, seconds=args.seconds or 0.0, seed=args.seed, variations=args.variations,
@@ -160,9 +175,92 @@ def run(args: argparse.Namespace) -> dict:
     return info
 
 
+MAX_WINDOW_SECONDS = 9.8  # one model call; longer motions go window by window
+
+
+def _model_paths(args) -> dict:
+    return {"checkpoints": str(Path(args.checkpoints).expanduser().resolve()) if args.checkpoints else "",
+            "clip": str(Path(args.clip).expanduser().resolve()) if args.clip else ""}
+
+
+def _generation(args) -> dict:
+    return dict(prompt=args.prompt, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
+                device=args.device, **_model_paths(args))
+
+
+def _edit(bpy, args) -> dict:
+    """--inpaint / --extend-*: edit the armature's current action in place."""
+    from . import inpaint_ops
+
+    inpaint_ops.last_error = ""
+    if sum(x is not None for x in (args.inpaint, args.extend_before, args.extend_after)) != 1:
+        raise MomaskError("give one of --inpaint, --extend-before and --extend-after")
+    try:
+        if args.inpaint is not None:
+            result = bpy.ops.momask.inpaint(frame_start=args.inpaint[0], frame_end=args.inpaint[1],
+                                            keep_original=args.keep_original, **_generation(args))
+        else:
+            side = "BEFORE" if args.extend_before is not None else "AFTER"
+            seconds = args.extend_before if side == "BEFORE" else args.extend_after
+            from .inpaint import MAX_EXTEND_SECONDS
+
+            if not 0 < seconds <= MAX_EXTEND_SECONDS:
+                raise MomaskError(f"an extension adds more than 0 and at most {MAX_EXTEND_SECONDS:g} s, "
+                                  f"got {seconds:g} s")
+            result = bpy.ops.momask.extend(seconds=seconds, side=side, keep_original=args.keep_original,
+                                           **_generation(args))
+    except RuntimeError as err:  # the operator's error report
+        raise MomaskError(inpaint_ops.last_error or str(err).removeprefix("Error: ").strip()) from None
+    if "FINISHED" not in result:
+        raise MomaskError(inpaint_ops.last_error or "the edit was cancelled")
+    return dict(inpaint_ops.last_result)
+
+
+def _long(bpy, args) -> dict:
+    """--seconds past one model call, or --sequence FILE: one continuous motion, window by window."""
+    from . import inpaint_ops
+
+    text = ""
+    if args.sequence:
+        try:
+            text = Path(args.sequence).expanduser().read_text(encoding="utf-8")
+        except OSError as err:
+            raise MomaskError(f"cannot read the sequence file {args.sequence}: {err.strerror}") from None
+        if not text.strip():
+            raise MomaskError(f"the sequence file {args.sequence} is empty: write lines of seconds<TAB>prompt")
+    inpaint_ops.last_error = ""
+    try:
+        result = bpy.ops.momask.generate_sequence(sequence=text, seconds=args.seconds or 0.0,
+                                                  root_motion=args.root_motion, foot_lock=args.foot_lock == "on",
+                                                  **_generation(args))
+    except RuntimeError as err:
+        raise MomaskError(inpaint_ops.last_error or str(err).removeprefix("Error: ").strip()) from None
+    if "FINISHED" not in result:
+        raise MomaskError(inpaint_ops.last_error or "the generation was cancelled")
+    info = dict(inpaint_ops.last_result)
+    job = info.pop("job")
+    if args.export_bvh:
+        from .bvh_export import write_bvh
+
+        write_bvh(args.export_bvh, job.joints[0], 20.0)
+    return info
+
+
+def _save(bpy, args, info: dict, started: float) -> dict:
+    t = time.perf_counter()
+    out = Path(args.out).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out), check_existing=False)
+    info["seconds"] = {**info.get("seconds", {}), "save_s": round(time.perf_counter() - t, 4),
+                       "total_s": round(time.perf_counter() - started, 4)}
+    info["out"] = str(out)
+    return info
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.source and not args.prompt.strip():
+    if not (args.source or args.sequence) and not args.prompt.strip():
         print("error: give --prompt (or --source MOTION to bake a file)", file=sys.stderr)
         return 2
     try:

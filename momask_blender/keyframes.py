@@ -129,3 +129,93 @@ def _location_curves(obj, action, bone: str) -> list[tuple[int, np.ndarray]]:
 
 def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# ----------------------------------------------------------------------------- editing a range in place
+
+# Every stored property of a keyframe, with its width and NumPy type (enums read as ints).
+_KEY_ATTRS = (("co", 2, np.float32), ("handle_left", 2, np.float32), ("handle_right", 2, np.float32),
+              ("interpolation", 1, np.int32), ("handle_left_type", 1, np.int32),
+              ("handle_right_type", 1, np.int32), ("easing", 1, np.int32), ("type", 1, np.int32),
+              ("back", 1, np.float32), ("amplitude", 1, np.float32), ("period", 1, np.float32),
+              ("select_control_point", 1, bool), ("select_left_handle", 1, bool),
+              ("select_right_handle", 1, bool))
+
+
+def read_keys(fcurve) -> dict[str, np.ndarray]:
+    """Every keyframe property of `fcurve`, as (n, width) arrays."""
+    n = len(fcurve.keyframe_points)
+    out = {}
+    for name, width, dtype in _KEY_ATTRS:
+        buf = np.empty(n * width, dtype=dtype)
+        fcurve.keyframe_points.foreach_get(name, buf)
+        out[name] = buf.reshape(n, width)
+    return out
+
+
+def _write_keys(fcurve, keys: dict[str, np.ndarray]) -> None:
+    for name, _width, _dtype in _KEY_ATTRS:
+        fcurve.keyframe_points.foreach_set(name, keys[name].ravel())
+
+
+def replace_range(fcurve, frames: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
+    """Replace the keys of `fcurve` on frames lo..hi by keys at `frames` with `values`.
+
+    Every key outside the range keeps all its properties bit for bit, its handles included:
+    Blender recalculates automatic handles of neighbouring keys when keys change, so the kept
+    keys' handles are written back after the new keys' handles were computed. New keys take the
+    interpolation of the key before them (linear if none) and automatic clamped handles.
+    """
+    old = read_keys(fcurve)
+    at = old["co"][:, 0]
+    keep = (at < lo - 0.5) | (at > hi + 0.5)
+    n_new = len(frames)
+    new = {name: np.zeros((n_new, width), dtype=dtype) for name, width, dtype in _KEY_ATTRS}
+    new["co"][:, 0] = frames
+    new["co"][:, 1] = values
+    new["handle_left"][:] = new["co"]
+    new["handle_right"][:] = new["co"]
+    before = np.flatnonzero(keep & (at < lo))
+    new["interpolation"][:] = old["interpolation"][before[-1]] if len(before) else LINEAR
+    auto_clamped = _enum_value(fcurve, "handle_left_type", "AUTO_CLAMPED")
+    new["handle_left_type"][:] = auto_clamped
+    new["handle_right_type"][:] = auto_clamped
+    merged = {name: np.concatenate([old[name][keep], new[name]]) for name, _w, _t in _KEY_ATTRS}
+    order = np.argsort(merged["co"][:, 0], kind="stable")
+    merged = {name: a[order] for name, a in merged.items()}
+    points = fcurve.keyframe_points
+    if hasattr(points, "clear"):
+        points.clear()
+    else:  # Blender before 4.0
+        while len(points):
+            points.remove(points[0], fast=True)
+    points.add(len(order))
+    _write_keys(fcurve, merged)
+    fcurve.update()  # handles of the new keys (and, unasked, of their neighbours)
+    kept = order < keep.sum()  # rows that came from the old keys
+    now = read_keys(fcurve)
+    for name in ("handle_left", "handle_right", "handle_left_type", "handle_right_type"):
+        now[name][kept] = merged[name][kept]
+        fcurve.keyframe_points.foreach_set(name, now[name].ravel())
+
+
+_ENUM_CACHE: dict[tuple[str, str], int] = {}
+
+
+def _enum_value(fcurve, prop: str, identifier: str) -> int:
+    """The integer foreach_get/foreach_set use for an enum item of Keyframe.`prop`."""
+    key = (prop, identifier)
+    if key not in _ENUM_CACHE:
+        items = bpy.types.Keyframe.bl_rna.properties[prop].enum_items
+        _ENUM_CACHE[key] = items[identifier].value
+    return _ENUM_CACHE[key]
+
+
+def ensure_fcurve(obj, action, data_path: str, index: int, group: str):
+    """The F-curve of the action's slot for data_path[index], created (empty) when missing."""
+    fcurves = fcurve_collection(obj, action)
+    fc = fcurves.find(data_path, index=index)
+    if fc is None:
+        fc = fcurves.new(data_path, index=index, group_name=group) if _slotted() else \
+            fcurves.new(data_path, index=index, action_group=group)
+    return fc

@@ -1,0 +1,489 @@
+"""Regenerate a frame range of an animation, or extend it, with MoMask (pure NumPy, no bpy).
+
+The Blender side samples the armature's evaluated pose at 20 fps over a *window* (the range plus
+context on both sides, at most 196 model frames), this module turns that pose into the 22
+HumanML3D joints, asks the model to regenerate the tokens covering the range, puts the decoded
+window back where the original one was (the model's `process_file` path moved it to the origin,
+facing +Z, feet on the floor), and turns the new frames into the rig's local rotations and root
+path at the scene's frames, blended into the untouched neighbours by quaternion slerp.
+
+Frames: *scene frames* are the timeline's; *model frames* are 20 fps samples of the window,
+numbered from its first sample; one token covers 4 model frames.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import MomaskError
+from .retarget import RigPlan, _mover_location, joints_from_pose, local_rotations, solve_rotations
+from .rotations import continuous_quats, matrix_to_quat, normalize
+from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
+
+TOKEN = 4                 # model frames per token
+MAX_WINDOW = 196          # model frames one call sees (9.8 s)
+MAX_EXTEND_SECONDS = (MAX_WINDOW - TOKEN) / FPS  # an extension keeps at least one token of context
+BLEND_SECONDS = 0.4       # border blend length (clamped to a third of the range)
+MIN_BLEND_FRAMES = 3
+# Joints the inverse retarget must find on the rig for the 22-joint motion to mean anything.
+INVERSE_REQUIRED = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+                    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+SIDES = ("BEFORE", "AFTER")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where to sample, what the model regenerates, and which scene frames get new keys."""
+
+    first: float            # scene frame of sample 0
+    step: float             # scene frames per model frame (scene fps / 20)
+    samples: int            # joint frames to sample (feature rows + 1)
+    offset: int             # decoded frame of sample 0 (the new frames of an extension before it)
+    edit_start: int         # first regenerated model frame of the decoded window (token aligned)
+    edit_end: int           # one past the last (token aligned)
+    keys: np.ndarray        # (K,) integer scene frames that get new keys
+    kind: str = "RANGE"     # RANGE | BEFORE | AFTER
+
+    @property
+    def frames(self) -> int:
+        """Feature rows the sampled window gives (a multiple of 4)."""
+        return self.samples - 1
+
+    @property
+    def decoded(self) -> int:
+        """Frames of the model's decoded window."""
+        return self.frames + (self.edit_end - self.edit_start if self.kind != "RANGE" else 0)
+
+    def sample_frames(self) -> np.ndarray:
+        """Scene frames (maybe fractional) of the joint samples."""
+        return self.first + self.step * np.arange(self.samples)
+
+    def key_positions(self) -> np.ndarray:
+        """Each key's position in decoded model frames."""
+        return self.offset + (self.keys - self.first) / self.step
+
+    @property
+    def anchor(self) -> int:
+        """The original key the new keys join: the one before a range or an extension after the
+        animation, the one after an extension before it."""
+        return int(self.keys[-1] + 1) if self.kind == "BEFORE" else int(self.keys[0] - 1)
+
+    def blend_positions(self) -> np.ndarray:
+        """Decoded positions the new motion is read at: the keys, and for an extension the join
+        as well (first row after the animation, last row before it)."""
+        keys = self.key_positions()
+        if self.kind == "RANGE":
+            return keys
+        join = self.offset + (self.anchor - self.first) / self.step
+        return np.concatenate([[join], keys]) if self.kind == "AFTER" else np.concatenate([keys, [join]])
+
+    def context_mask(self) -> np.ndarray:
+        """(frames,) True on the sampled frames whose tokens the model kept."""
+        decoded = self.offset + np.arange(self.frames)
+        return (decoded < self.edit_start) | (decoded >= self.edit_end)
+
+    def covered(self) -> tuple[int, int]:
+        """Scene frames the regenerated tokens span (the range rounded outward to whole tokens)."""
+        lo = self.first + (self.edit_start - self.offset) * self.step
+        hi = self.first + (self.edit_end - 1 - self.offset) * self.step
+        return int(math.floor(lo + 1e-6)), int(math.ceil(hi - 1e-6))
+
+
+def _scene_step(fps: float) -> float:
+    if not fps > 0:
+        raise MomaskError(f"the scene's frame rate must be positive, got {fps}")
+    return fps / FPS
+
+
+def plan_range(anim_start: int, anim_end: int, start: int, end: int, fps: float,
+               max_window: int = MAX_WINDOW) -> Window:
+    """The window for regenerating scene frames start..end (inclusive) of an animation
+    spanning anim_start..anim_end. The range starts on a token border; context fills the rest
+    of the window, split between both sides."""
+    step = _scene_step(fps)
+    if end < start:
+        raise MomaskError(f"the range ends (frame {end}) before it starts (frame {start})")
+    if start < anim_start or end > anim_end:
+        raise MomaskError(f"frames {start}-{end} are outside the animation (frames {anim_start}-{anim_end}): "
+                          "pick a range inside it, or extend the animation first")
+    span = (end - start) / step                   # model frames between the first and last key
+    if span + 1 < TOKEN - 1e-6:
+        raise MomaskError(f"frames {start}-{end} are shorter than one token ({TOKEN} frames at 20 fps = "
+                          f"{TOKEN * step:g} scene frames): pick a longer range")
+    length = TOKEN * math.ceil((math.ceil(span - 1e-6) + 1) / TOKEN)   # regenerated model frames
+    budget = max_window - length
+    if budget < TOKEN:
+        raise MomaskError(f"frames {start}-{end} ({(end - start + 1) / fps:.2f} s) leave no room for context in "
+                          f"one model window of {max_window / FPS:g} s: pick a range of at most "
+                          f"{(max_window - TOKEN) / FPS:g} s")
+    room_before = (start - anim_start) / step
+    room_after = (anim_end - start) / step - length   # the last sample sits `after` frames past the range
+    before = min(room_before, max(budget / 2, budget - max(room_after, 0)))
+    before = TOKEN * int(math.floor(before / TOKEN + 1e-9))
+    after = TOKEN * int(math.floor(max(0.0, min(room_after, budget - before)) / TOKEN + 1e-9))
+    if before + after < TOKEN:
+        raise MomaskError(f"frames {start}-{end} leave no room for context: the model needs at least "
+                          f"{TOKEN / FPS:g} s of animation before or after the range (it has "
+                          f"{max(room_before, 0) / FPS:.2f} s before, {max(room_after, 0) / FPS:.2f} s after)")
+    frames = before + length + after
+    return Window(first=start - before * step, step=step, samples=frames + 1, offset=0, edit_start=before,
+                  edit_end=before + length, keys=np.arange(start, end + 1), kind="RANGE")
+
+
+def plan_extension(anim_start: int, anim_end: int, seconds: float, side: str, fps: float,
+                   max_window: int = MAX_WINDOW) -> Window:
+    """The window for `seconds` of new motion before or after the animation."""
+    step = _scene_step(fps)
+    if side not in SIDES:
+        raise MomaskError(f"extend side must be one of {SIDES}, got {side!r}")
+    limit = (max_window - TOKEN) / FPS
+    if not (math.isfinite(seconds) and seconds > 0) or seconds > limit + 1e-9:
+        raise MomaskError(f"an extension adds more than 0 and at most {limit:g} s, got {seconds:g} s")
+    new = TOKEN * math.ceil(seconds * FPS / TOKEN - 1e-6)
+    length = (anim_end - anim_start) / step
+    context = TOKEN * int(math.floor(min(length, max_window - new) / TOKEN + 1e-9))
+    if context < TOKEN:
+        raise MomaskError(f"the animation (frames {anim_start}-{anim_end}) is shorter than one token "
+                          f"({TOKEN / FPS:g} s): nothing to continue from")
+    count = int(round(seconds * fps))
+    if side == "AFTER":
+        keys = anim_end + np.arange(1, count + 1)
+        keys = keys[(keys - anim_end) / step <= new - 1 + 1e-6]
+        return Window(first=anim_end - context * step, step=step, samples=context + 1, offset=0,
+                      edit_start=context, edit_end=context + new, keys=keys, kind="AFTER")
+    keys = anim_start - np.arange(count, 0, -1)
+    keys = keys[(anim_start - keys) / step <= new + 1e-6]
+    return Window(first=float(anim_start), step=step, samples=context + 1, offset=new, edit_start=0,
+                  edit_end=new, keys=keys, kind="BEFORE")
+
+
+# ----------------------------------------------------------------------------- the range to edit
+
+
+def range_from_keys(selected: np.ndarray) -> tuple[int, int]:
+    """The range spanned by selected keyframes (their frames, any order)."""
+    selected = np.asarray(selected, dtype=np.float64).ravel()
+    if selected.size == 0:
+        raise MomaskError("no keyframes are selected: select the keys of the range in the Dope Sheet or Graph Editor")
+    return int(math.floor(selected.min() + 1e-6)), int(math.ceil(selected.max() - 1e-6))
+
+
+def range_from_preview(use_preview: bool, start: int, end: int) -> tuple[int, int]:
+    if not use_preview:
+        raise MomaskError("the scene has no preview range: set one (Ctrl P in the timeline) or type the frames")
+    return int(start), int(end)
+
+
+def check_inverse_map(joint_bone: dict[int, int]) -> None:
+    """Every joint the inverse retarget needs is mapped, or an error listing the unmapped ones."""
+    lacking = [j for j in INVERSE_REQUIRED if INDEX[j] not in joint_bone]
+    if lacking:
+        unmapped = [j for j in JOINTS if INDEX[j] not in joint_bone]
+        raise MomaskError(f"cannot read the motion back from this rig: the joints {', '.join(lacking)} have no "
+                          f"bone (unmapped: {', '.join(unmapped)}); map them in the 'momask_bone_map' bone map")
+
+
+# ----------------------------------------------------------------------------- rig pose → joints
+
+
+def batch_rotation(m: np.ndarray) -> np.ndarray:
+    """The rotation part of (..., 3, 3) matrices that may carry scale (polar decomposition)."""
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt))
+    u = u * np.concatenate([np.ones(d.shape + (2,)), d[..., None]], axis=-1)[..., None, :]
+    return u @ vt
+
+
+def world_deltas(rest: np.ndarray, pose: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """World deltas (F, N, 3, 3) from rest (N, 4, 4) and posed (F, N, 4, 4) armature-space bone
+    matrices and the object's world matrix: pose orientation × rest orientationᵀ, in world axes."""
+    A = batch_rotation(np.asarray(world, np.float64)[:3, :3])
+    R = batch_rotation(np.asarray(rest, np.float64)[:, :3, :3])
+    P = batch_rotation(np.asarray(pose, np.float64)[..., :3, :3])
+    return A @ P @ np.swapaxes(R, -1, -2) @ A.T
+
+
+def rig_joints(plan: RigPlan, pose: np.ndarray) -> np.ndarray:
+    """22 joints (F, 22, 3), HumanML3D axes and proportions, from posed armature-space bone
+    matrices (F, N, 4, 4) ordered like `plan.rig.names`."""
+    pose = np.asarray(pose, np.float64)
+    Q = world_deltas(plan.rig.matrices, pose, plan.rig.world)
+    pelvis = plan.rig.to_world(pose[:, plan.joint_bone[0], :3, 3])
+    return from_blender(joints_from_pose(plan, Q, pelvis))
+
+
+def _rest_pelvis_height() -> float:
+    return float(to_blender(t_pose())[0, 2])
+
+
+def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of `rig_joints`: local quaternions (F, K, 4) of the mapped bones (the order of
+    `plan.segments`) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
+    space `rig_joints` returns (HumanML3D axes, the rig's world placement divided by its scale)."""
+    from .retarget import SOURCE_LEG
+
+    J = to_blender(joints)
+    Q = solve_rotations(J, plan)
+    scale = plan.leg_length / SOURCE_LEG
+    rest = plan.heads[plan.joint_bone[0]]
+    target = np.empty((len(J), 3))
+    target[:, :2] = scale * J[:, 0, :2]
+    target[:, 2] = scale * (J[:, 0, 2] - _rest_pelvis_height()) + rest[2]
+    bones = [seg.bone for seg in plan.segments]
+    quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, bones)), axis=0)
+    return quats, _mover_location(plan, target - rest)
+
+
+# ----------------------------------------------------------------------------- putting the window back
+
+
+def fit_yaw_translation(moved: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation about +Y (3, 3) and translation (3,) taking `moved` (..., 3) onto `original`
+    (..., 3) in the least-squares sense (HumanML3D axes: Y up)."""
+    a = np.asarray(moved, np.float64).reshape(-1, 3)
+    b = np.asarray(original, np.float64).reshape(-1, 3)
+    ca, cb = a.mean(0), b.mean(0)
+    a0, b0 = a - ca, b - cb
+    # rotation about Y: x' = c x + s z, z' = -s x + c z
+    num = (a0[:, 2] * b0[:, 0] - a0[:, 0] * b0[:, 2]).sum()
+    den = (a0[:, 0] * b0[:, 0] + a0[:, 2] * b0[:, 2]).sum()
+    theta = math.atan2(num, den)
+    c, s = math.cos(theta), math.sin(theta)
+    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return R, cb - R @ ca
+
+
+def put_back(decoded: np.ndarray, aligned: np.ndarray, original: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """The decoded window (D, 22, 3) moved by the yaw and translation that lay its frames
+    `aligned` (F, 22, 3; those that match the samples) onto the `original` samples (F, 22, 3),
+    fitted over the context frames (F,) the model kept."""
+    if not context.any():
+        raise MomaskError("no context frames to place the regenerated motion by")
+    R, t = fit_yaw_translation(aligned[context], original[context])
+    return decoded @ R.T + t
+
+
+def interpolate(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """x (T, ...) linearly interpolated at fractional frame positions (K,), clamped to the ends."""
+    u = np.clip(np.asarray(positions, np.float64), 0, len(x) - 1)
+    i0 = np.minimum(np.floor(u).astype(int), len(x) - 1)
+    i1 = np.minimum(i0 + 1, len(x) - 1)
+    w = (u - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return x[i0] * (1 - w) + x[i1] * w
+
+
+# ----------------------------------------------------------------------------- blending
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (..., 4) from q0 to q1 by w (...), along the shorter arc."""
+    q0, q1 = normalize(np.asarray(q0, np.float64)), normalize(np.asarray(q1, np.float64))
+    dot = (q0 * q1).sum(-1)
+    q1 = np.where((dot < 0)[..., None], -q1, q1)
+    dot = np.abs(dot)
+    w = np.asarray(w, np.float64)[..., None]
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))[..., None]
+    sin = np.sin(theta)
+    small = sin < 1e-6
+    a = np.where(small, 1 - w, np.sin((1 - w) * theta) / np.where(small, 1.0, sin))
+    b = np.where(small, w, np.sin(w * theta) / np.where(small, 1.0, sin))
+    return normalize(a * q0 + b * q1)
+
+
+def blend_frames(count: int, fps: float) -> int:
+    """Frames of the blend at each border of a range of `count` keys."""
+    return int(max(1, min(max(MIN_BLEND_FRAMES, round(BLEND_SECONDS * fps)), count // 3)))
+
+
+def border_weights(count: int, blend: int, start: bool = True, end: bool = True) -> np.ndarray:
+    """(count,) weights of the new motion: 0 → 1 over `blend` keys after the start border and
+    1 → 0 before the end border (smoothstep), never reaching 0 or 1 on the blended keys."""
+    k = np.arange(count, dtype=np.float64)
+    w = np.ones(count)
+    if start:
+        w = np.minimum(w, (k + 1) / (blend + 1))
+    if end:
+        w = np.minimum(w, (count - k) / (blend + 1))
+    w = np.clip(w, 0.0, 1.0)
+    return w * w * (3 - 2 * w)
+
+
+def crossfade(original: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Quaternions (K, 4): slerp from the original keys to the new ones by the weights, sign-
+    continuous and starting in the original's hemisphere."""
+    out = slerp(original, new, weights)
+    flip = (out * original).sum(-1) < 0
+    out[flip] *= -1
+    return continuous_quats(out, axis=0) if len(out) else out
+
+
+def _fade(count: int, at_start: bool, blend: int) -> np.ndarray:
+    """(count,) weights of the offset at each new key: key k is k+1 keys from the join."""
+    k = np.arange(count) if at_start else np.arange(count)[::-1]
+    w = np.clip(1.0 - (k + 1) / (blend + 1), 0.0, 1.0)
+    return w * w * (3 - 2 * w)
+
+
+def fade_offset(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int) -> np.ndarray:
+    """Quaternions (K, 4) of the new keys: `new` (K+1, 4) holds the new motion at the join (its
+    first row when the new keys follow the join, its last when they precede it) and at each key;
+    the rotation taking the join onto `anchor` (the original key there) is faded out over `blend`."""
+    from .rotations import quat_to_matrix
+
+    new = np.asarray(new, np.float64)
+    join, keys = (new[0], new[1:]) if at_start else (new[-1], new[:-1])
+    if not len(keys):
+        return keys
+    delta = matrix_to_quat(quat_to_matrix(anchor) @ quat_to_matrix(join).T)
+    ident = np.broadcast_to(np.array([1.0, 0.0, 0.0, 0.0]), keys.shape)
+    d = quat_to_matrix(slerp(ident, np.broadcast_to(delta, keys.shape), _fade(len(keys), at_start, blend)))
+    return matrix_to_quat(d @ quat_to_matrix(keys))
+
+
+def _continuous_from(q: np.ndarray, index: int) -> np.ndarray:
+    """Sign-continuous quaternions keeping the sign of q[index]."""
+    out = continuous_quats(q, axis=0)
+    if (out[index] * q[index]).sum() < 0:
+        out = -out
+    return out
+
+
+def fade_values(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int) -> np.ndarray:
+    """Location values (K, C) of the new keys: `new` (K+1, C) laid out as in `fade_offset`, the
+    offset to the original key at the join faded out over `blend` keys."""
+    new = np.asarray(new, np.float64)
+    join, keys = (new[0], new[1:]) if at_start else (new[-1], new[:-1])
+    return keys + _fade(len(keys), at_start, blend)[:, None] * (np.asarray(anchor, np.float64) - join)
+
+
+def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
+    """Quaternions (..., 4) of Blender euler angles (..., 3) in `order` (R = R_k R_j R_i)."""
+    e = np.asarray(e, np.float64)
+    out = np.zeros(e.shape[:-1] + (4,))
+    out[..., 0] = 1.0
+    for axis in order:  # the first letter is applied first
+        i = "XYZ".index(axis)
+        h = e[..., i] / 2
+        q = np.zeros(e.shape[:-1] + (4,))
+        q[..., 0] = np.cos(h)
+        q[..., 1 + i] = np.sin(h)
+        out = _qmul(q, out)
+    return out
+
+
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = np.moveaxis(a, -1, 0)
+    w2, x2, y2, z2 = np.moveaxis(b, -1, 0)
+    return np.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], -1)
+
+
+def euler_near(q: np.ndarray, order: str, reference: np.ndarray) -> np.ndarray:
+    """Euler angles (K, 3) of quaternions (K, 4) in `order`, unwrapped to follow on from `reference` (3,)."""
+    from .rotations import euler_from_matrix, quat_to_matrix
+
+    e = euler_from_matrix(quat_to_matrix(q), order)
+    e = np.concatenate([np.asarray(reference, np.float64)[None], e])
+    return np.unwrap(e, axis=0)[1:]
+
+
+# ----------------------------------------------------------------------------- the model step
+
+
+def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed: int = 0,
+                 settings=None) -> np.ndarray:
+    """Run the model on the sampled window joints (samples, 22, 3; HumanML3D axes) and return
+    the decoded window (decoded, 22, 3) placed back where the sampled window was."""
+    import model_core
+    from model_core import timeline
+    from model_core.motion import joints_to_features
+
+    joints = np.asarray(joints, np.float64)
+    if joints.shape != (window.samples, 22, 3):
+        raise MomaskError(f"expected {window.samples} sampled frames of 22 joints, got {joints.shape}")
+    try:
+        features, _ = joints_to_features(joints.astype(np.float32))
+        if window.kind == "RANGE":
+            edited = timeline.edit_range(model, features, window.edit_start, window.edit_end - 1, prompt, seed=seed,
+                                         settings=settings)
+        else:
+            new = window.edit_end - window.edit_start
+            sides = {"frames_after": new} if window.kind == "AFTER" else {"frames_before": new}
+            edited = timeline.extend(model, features, prompt, seed=seed, settings=settings, **sides)
+    except model_core.ModelError as err:
+        raise MomaskError(str(err)) from None
+    decoded = np.asarray(edited.motion.joints[0, : edited.motion.lengths[0]], np.float64)
+    if not np.isfinite(decoded).all():
+        raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
+    if (edited.frame_start, edited.frame_end) != (window.edit_start, window.edit_end):
+        raise MomaskError(f"the model regenerated frames {edited.frame_start}-{edited.frame_end}, expected "
+                          f"{window.edit_start}-{window.edit_end}")
+    own = decoded[window.offset: window.offset + window.frames]
+    return put_back(decoded, own, joints[: window.frames], window.context_mask())
+
+
+# ----------------------------------------------------------------------------- channels
+
+
+def channel_count(mode: str) -> int:
+    return 3 if mode not in ("QUATERNION", "AXIS_ANGLE") else 4
+
+
+def to_quat(values: np.ndarray, mode: str) -> np.ndarray:
+    """Quaternions (K, 4) from a bone's rotation channel values (K, 3|4) in its rotation mode."""
+    values = np.asarray(values, np.float64)
+    if mode == "QUATERNION":
+        return normalize(values)
+    if mode == "AXIS_ANGLE":
+        axis = normalize(values[:, 1:])
+        h = values[:, :1] / 2
+        q = np.concatenate([np.cos(h), np.sin(h) * axis], axis=1)
+        q[np.linalg.norm(values[:, 1:], axis=1) < 1e-12] = (1.0, 0.0, 0.0, 0.0)
+        return q
+    return euler_to_quat(values, mode)
+
+
+def from_quat(q: np.ndarray, mode: str, reference: np.ndarray) -> np.ndarray:
+    """Channel values (K, 3|4) of quaternions in a rotation mode, continuing from `reference` (C,),
+    the channel values just before the first key (sign, axis and euler turns kept close to it)."""
+    q = np.asarray(q, np.float64)
+    reference = np.asarray(reference, np.float64)
+    if mode == "QUATERNION":
+        return _continuous_from(np.concatenate([to_quat(reference[None], mode), q]), 0)[1:]
+    if mode == "AXIS_ANGLE":
+        q = _continuous_from(np.concatenate([to_quat(reference[None], mode), q]), 0)[1:]
+        s = np.linalg.norm(q[:, 1:], axis=1)
+        angle = 2 * np.arctan2(s, q[:, 0])
+        axis = q[:, 1:] / np.maximum(s, 1e-12)[:, None]
+        axis[s < 1e-9] = normalize(reference[1:]) if np.linalg.norm(reference[1:]) > 0 else (0.0, 1.0, 0.0)
+        return np.concatenate([angle[:, None], axis], axis=1)
+    return euler_near(q, mode, reference)
+
+
+def blend_rotation(mode: str, original: np.ndarray, new: np.ndarray, kind: str, blend: int,
+                   anchor: np.ndarray) -> np.ndarray:
+    """Channel values (K, C) for one bone's new keys.
+
+    RANGE: slerp from the original keys (K, C) into the new quaternions (K, 4) and back over
+    `blend` keys at each border; `anchor` is the value on the key before the range.
+    AFTER/BEFORE: `new` (K+1, 4) also holds the join (see `fade_offset`); the offset to `anchor`
+    (the original end key) is faded out."""
+    new = np.asarray(new, np.float64)
+    if kind == "RANGE":
+        q = crossfade(to_quat(original, mode), new, border_weights(len(new), blend))
+    else:
+        q = fade_offset(to_quat(np.asarray(anchor)[None], mode)[0], new, kind == "AFTER", blend)
+    if kind == "BEFORE":  # continue from the anchor backwards in time
+        return from_quat(q[::-1], mode, anchor)[::-1]
+    return from_quat(q, mode, anchor)
+
+
+def blend_location(original: np.ndarray, new: np.ndarray, kind: str, blend: int, anchor: np.ndarray) -> np.ndarray:
+    """Location values (K, 3) for the root bone's new keys (linear blends: locations are vectors)."""
+    new = np.asarray(new, np.float64)
+    if kind == "RANGE":
+        w = border_weights(len(new), blend)[:, None]
+        return np.asarray(original, np.float64) * (1 - w) + new * w
+    return fade_values(anchor, new, kind == "AFTER", blend)
