@@ -12,15 +12,16 @@ _registered: list = []
 
 
 def _classes():
-    from . import operators, panels, preferences, properties
+    from . import inpaint_ops, inpaint_panel, operators, panels, preferences, properties
 
-    return properties.classes + preferences.classes + operators.classes + panels.classes
+    return (properties.classes + preferences.classes + operators.classes + panels.classes + inpaint_ops.classes
+            + inpaint_panel.classes)
 
 
 def register():
     import bpy
 
-    from . import preferences, properties
+    from . import inpaint_panel, preferences, properties
 
     if _registered:
         return  # already registered in this session
@@ -29,6 +30,7 @@ def register():
             bpy.utils.register_class(cls)
             _registered.append(cls)
         properties.register_properties()
+        inpaint_panel.register_properties()
     except Exception:
         unregister()  # leave nothing half-registered
         raise
@@ -38,11 +40,12 @@ def register():
 def unregister():
     import bpy
 
-    from . import modal, model_cache, preferences, properties
+    from . import inpaint_panel, modal, model_cache, preferences, properties
 
     modal.request_cancel()
     modal.active.operator = modal.active.worker = None
     properties.unregister_properties()
+    inpaint_panel.unregister_properties()
     while _registered:
         bpy.utils.unregister_class(_registered.pop())
     preferences.remove_user_site()

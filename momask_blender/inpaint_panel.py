@@ -80,9 +80,13 @@ def covered_note(context) -> str:
 
 
 class MOMASK_PT_timeline(bpy.types.Panel):
+    """Under the sidebar's MoMask panel (panels.py), in the same tab."""
+
+    bl_idname = "MOMASK_PT_timeline"
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "MoMask"
+    bl_parent_id = "MOMASK_PT_main"
     bl_label = "Timeline"
     bl_order = 20
 
