@@ -141,13 +141,16 @@ def plan_extension(anim_start: int, anim_end: int, seconds: float, side: str, fp
     limit = (max_window - TOKEN) / FPS
     if not (math.isfinite(seconds) and seconds > 0) or seconds > limit + 1e-9:
         raise MomaskError(f"an extension adds more than 0 and at most {limit:g} s, got {seconds:g} s")
-    new = TOKEN * math.ceil(seconds * FPS / TOKEN - 1e-6)
+    count = int(round(seconds * fps))
+    # model frames the new keys need: after, the last key must lie on a decoded frame (+1)
+    new = TOKEN * math.ceil((count / step + (side == "AFTER")) / TOKEN - 1e-6)
+    if new > max_window - TOKEN:
+        raise MomaskError(f"an extension adds more than 0 and at most {limit:g} s, got {seconds:g} s")
     length = (anim_end - anim_start) / step
     context = TOKEN * int(math.floor(min(length, max_window - new) / TOKEN + 1e-9))
     if context < TOKEN:
         raise MomaskError(f"the animation (frames {anim_start}-{anim_end}) is shorter than one token "
                           f"({TOKEN / FPS:g} s): nothing to continue from")
-    count = int(round(seconds * fps))
     if side == "AFTER":
         keys = anim_end + np.arange(1, count + 1)
         keys = keys[(keys - anim_end) / step <= new - 1 + 1e-6]
