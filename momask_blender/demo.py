@@ -507,7 +507,7 @@ def run(args) -> dict:
         warning = "SMALL TEST MODELS (../shared/reference): NOT A REAL MOTION."
     fps = job.options.fps
     img = strip.render_strip(points, segments, kinds,
-                             labels=[f"#{job.frame_start + o}  {o / fps:.1f}S" for o in offsets], title=what,
+                             labels=[f"F{job.frame_start + o}  {o / fps:.1f}S" for o in offsets], title=what,
                              subtitle=sub + f", {bake.frames} frames at {fps:g} fps; views turn with the body",
                              head=head, facing=facing, warning=warning)
     strip.write_png(paths["png"], img)
