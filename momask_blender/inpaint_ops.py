@@ -301,7 +301,7 @@ def apply_timeline(context, job: TimelineJob) -> dict:
     if job.window.kind == "AFTER" and scene.frame_end < hi:
         scene.frame_end = int(hi)
     if job.window.kind == "BEFORE" and scene.frame_start > lo:
-        scene.frame_start = int(lo)
+        scene.frame_start = max(0, int(lo))  # the scene starts at 0 at the earliest; keys may lie before it
     job.timings["keyframes_s"] = time.perf_counter() - started
     covered = job.window.covered()
     return {"armature": obj.name, "action": action.name, "kind": job.window.kind, "frames": [int(lo), int(hi)],
