@@ -8,8 +8,6 @@ registers them in order and adds the properties (`Scene.momask`, `WindowManager.
 """
 from __future__ import annotations
 
-_registered: list = []
-
 
 def _classes():
     from . import inpaint_ops, inpaint_panel, operators, panels, preferences, properties
@@ -19,16 +17,15 @@ def _classes():
 
 
 def register():
+    """Register every class and property; a second call (or one after a module reload) adds nothing."""
     import bpy
 
     from . import inpaint_panel, preferences, properties
 
-    if _registered:
-        return  # already registered in this session
     try:
         for cls in _classes():
-            bpy.utils.register_class(cls)
-            _registered.append(cls)
+            if not cls.is_registered:
+                bpy.utils.register_class(cls)
         properties.register_properties()
         inpaint_panel.register_properties()
     except Exception:
@@ -46,7 +43,8 @@ def unregister():
     modal.active.operator = modal.active.worker = None
     properties.unregister_properties()
     inpaint_panel.unregister_properties()
-    while _registered:
-        bpy.utils.unregister_class(_registered.pop())
+    for cls in reversed(_classes()):
+        if cls.is_registered:
+            bpy.utils.unregister_class(cls)
     preferences.remove_user_site()
     model_cache.unload()

@@ -1,89 +1,275 @@
-"""Operators: thin wrappers that read their inputs, call `job`, and report errors."""
+"""Operators: thin wrappers that read their inputs, call `job`, and report errors.
+
+Generate is a `modal.ModalJobOperator`: from the sidebar (`invoke`) the model runs in a worker
+thread with progress and Esc to cancel; from scripts and the command line (`execute`) the same
+three steps run in a row.
+"""
 from __future__ import annotations
+
+import random
 
 import bpy
 
-from . import job as jobs
-from . import preferences
+from . import job, modal, preferences, variations
 from .errors import MomaskError
-
-ROOT_MOTION_ITEMS = [
-    ("full", "Full", "Move the character along the generated path"),
-    ("in-place", "In place", "Keep the hips above their rest position (height still follows)"),
-    ("keep", "Keep existing path", "Keep the root bone's location curves of the current action"),
-]
+from .properties import ROOT_MOTION_ITEMS, target_armature
 
 # The last finished job, for scripts and the command line (summary, BVH export).
-last_job: jobs.BakeJob | None = None
+last_job: job.BakeJob | None = None
 last_actions: list = []
 last_error = ""
+
+MAX_SEED = 2**31 - 1
+SCENE_SETTINGS = ("prompt", "seed", "variations", "steps", "guidance", "residual_guidance", "temperature", "topk",
+                  "root_motion", "foot_lock")
+SKIP = {"SKIP_SAVE"}
+MODEL_SHARE = 0.9  # of the progress bar; the rest is the bake (retargeting, foot lock)
 
 
 def _active_armature(context):
     return context.active_object if context.active_object is not None else context.view_layer.objects.active
 
 
-class MOMASK_OT_generate(bpy.types.Operator):
+def _settings(context):
+    return getattr(context.scene, "momask", None)
+
+
+class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
     """Generate a motion from the prompt (or bake a motion file) onto the active armature"""
 
     bl_idname = "momask.generate"
     bl_label = "Generate Motion"
     bl_options = {"REGISTER", "UNDO"}
+    job_label = "MoMask"
+    # SKIP: the sidebar's settings are the memory, not the last call's arguments
 
-    prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in a sentence")
-    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.0, max=9.8,
+    prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in a sentence", options=SKIP)
+    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.0, max=9.8, options=SKIP,
                                      description="Length of the motion; 0 lets the model choose")
-    seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
-    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16)
-    steps: bpy.props.IntProperty(name="Steps", default=18, min=1, max=100)
-    guidance: bpy.props.FloatProperty(name="Guidance", default=4.0, min=0.0, max=20.0)
-    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=5.0, min=0.0, max=20.0)
-    temperature: bpy.props.FloatProperty(name="Temperature", default=1.0, min=1e-6, max=5.0)
-    topk: bpy.props.FloatProperty(name="Top-k", default=0.9, min=0.0, max=0.999)
-    device: bpy.props.StringProperty(name="Device", default="", description="cpu, cuda or auto; empty: preferences")
-    checkpoints: bpy.props.StringProperty(name="Checkpoints", subtype="DIR_PATH",
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=SKIP)
+    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, options=SKIP)
+    steps: bpy.props.IntProperty(name="Steps", default=18, min=1, max=100, options=SKIP)
+    guidance: bpy.props.FloatProperty(name="Guidance", default=4.0, min=0.0, max=20.0, options=SKIP)
+    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=5.0, min=0.0, max=20.0, options=SKIP)
+    temperature: bpy.props.FloatProperty(name="Temperature", default=1.0, min=1e-6, max=5.0, options=SKIP)
+    topk: bpy.props.FloatProperty(name="Top-k", default=0.9, min=0.0, max=0.999, options=SKIP)
+    device: bpy.props.StringProperty(name="Device", default="", options=SKIP,
+                                     description="cpu, cuda or auto; empty: preferences")
+    checkpoints: bpy.props.StringProperty(name="Checkpoints", subtype="DIR_PATH", options=SKIP,
                                           description="Overrides the preferences' checkpoint folder")
-    clip: bpy.props.StringProperty(name="CLIP file", subtype="FILE_PATH",
+    clip: bpy.props.StringProperty(name="CLIP file", subtype="FILE_PATH", options=SKIP,
                                    description="Overrides the preferences' CLIP file")
-    source: bpy.props.StringProperty(name="Motion file", subtype="FILE_PATH",
+    source: bpy.props.StringProperty(name="Motion file", subtype="FILE_PATH", options=SKIP,
                                      description="Bake this .bvh or HumanML3D .npy instead of generating")
-    root_motion: bpy.props.EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default="full")
-    foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True,
+    root_motion: bpy.props.EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default="full", options=SKIP)
+    foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True, options=SKIP,
                                       description="Pin planted feet with a leg IK so they don't slide")
 
-    def _generation(self, context) -> jobs.Generation:
+    def _generation(self, context) -> job.Generation:
         prefs = preferences.get(context)
-        return jobs.Generation(
+        return job.Generation(
             prompt=self.prompt.strip(), seconds=self.seconds if self.seconds > 0 else None, seed=self.seed,
             variations=self.variations, steps=self.steps, guidance=self.guidance,
             residual_guidance=self.residual_guidance, temperature=self.temperature, topk=self.topk,
             checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
             clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
-            device=self.device or (prefs.device if prefs else "cpu"))
+            device=self.device or preferences.model_device(prefs))
 
-    def execute(self, context):
-        global last_job, last_actions, last_error
-        try:
-            job = jobs.prepare(context, _active_armature(context), prompt=self.prompt,
+    def fill_from_scene(self, context) -> None:
+        """The sidebar's settings for every property the caller did not set explicitly."""
+        settings = _settings(context)
+        if settings is None:
+            return
+        for name in SCENE_SETTINGS:
+            if not self.properties.is_property_set(name):
+                setattr(self, name, getattr(settings, name))
+        if not self.properties.is_property_set("seconds"):
+            self.seconds = 0.0 if settings.auto_length else settings.seconds
+
+    def invoke(self, context, event):
+        self.fill_from_scene(context)
+        return modal.ModalJobOperator.invoke(self, context, event)
+
+    # --- the job: prepare (main thread) → compute (worker) → apply (main thread)
+
+    def job_prepare(self, context):
+        prefs = preferences.get(context)
+        threads = prefs.threads if prefs is not None else 0
+        prepared = job.prepare(context, _active_armature(context), prompt=self.prompt,
                                generation=None if self.source else self._generation(context),
                                source_path=bpy.path.abspath(self.source) if self.source else "",
                                root_motion=self.root_motion, foot_lock=self.foot_lock)
-            jobs.compute(job)
-            actions = jobs.apply(context, job)
-        except MomaskError as err:
-            last_error = str(err)
-            self.report({"ERROR"}, last_error)
-            return {"CANCELLED"}
-        last_job, last_actions = job, actions
-        self.report({"INFO"}, f"'{actions[0].name}': {job.bakes[0].frames} frames on {job.object_name}")
+        return prepared, threads
+
+    def job_compute(self, data, progress):
+        bake_job, threads = data
+        if bake_job.generation is None:
+            progress("bake", MODEL_SHARE)
+            return job.compute(bake_job)
+        import model_core
+
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+
+        def model_progress(stage: str, fraction: float) -> None:
+            try:
+                if stage == "done":  # the model is done: retargeting comes next
+                    progress("bake", MODEL_SHARE)
+                else:
+                    progress(stage, MODEL_SHARE * fraction)
+            except modal.jobs.JobCancelled:
+                raise model_core.Cancelled(stage) from None
+
+        model_progress(modal.jobs.LOADING_STAGE, 0.0)  # replaced by 'text' at once when the model is in memory
+        return job.compute(bake_job, progress=model_progress)
+
+    def job_apply(self, context, bake_job):
+        global last_job, last_actions
+        actions = job.apply(context, bake_job)
+        last_job, last_actions = bake_job, actions
+        settings = _settings(context)
+        obj = bpy.data.objects.get(bake_job.object_name)
+        if settings is not None and obj is not None:
+            seed = bake_job.generation.seed if bake_job.generation is not None else 0
+            variations.record(settings, obj, actions, seed)
+        frames = bake_job.bakes[0].frames
+        if len(actions) > 1:
+            return f"{len(actions)} variations of '{bake_job.action_name}' ({frames} frames) on {obj.name}"
+        return f"'{actions[0].name}': {frames} frames on {bake_job.object_name}"
+
+    def job_finished(self, context, state):
+        global last_error
+        last_error = "" if state.state == modal.jobs.DONE else state.message
+
+
+class MOMASK_OT_cancel_job(bpy.types.Operator):
+    """Stop the running MoMask job; the scene stays as it was"""
+
+    bl_idname = "momask.cancel_job"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return modal.busy()
+
+    def execute(self, context):
+        modal.request_cancel()
         return {"FINISHED"}
 
 
-class MOMASK_OT_detect_bone_map(bpy.types.Operator):
-    """Detect which bone plays each joint and store the map on the armature"""
+class MOMASK_OT_randomize_seed(bpy.types.Operator):
+    """Pick a new random seed for the next generation"""
+
+    bl_idname = "momask.randomize_seed"
+    bl_label = "Randomize Seed"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _settings(context) is not None
+
+    def execute(self, context):
+        settings = _settings(context)
+        old = settings.seed
+        while settings.seed == old:
+            settings.seed = random.randint(0, MAX_SEED)
+        return {"FINISHED"}
+
+
+class MOMASK_OT_use_variation(bpy.types.Operator):
+    """Play this variation on the armature (the others are kept)"""
+
+    bl_idname = "momask.use_variation"
+    bl_label = "Use Variation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: bpy.props.IntProperty(name="Variation", min=0, description="Position in the list, from 0")
+
+    @classmethod
+    def poll(cls, context):
+        settings = _settings(context)
+        return settings is not None and len(settings.variation_items) > 0
+
+    def execute(self, context):
+        settings = _settings(context)
+        try:
+            name = variations.switch(settings, self.index)
+        except LookupError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        settings["variation_index"] = self.index  # the list follows, without re-running its update
+        self.report({"INFO"}, f"Playing '{name}'")
+        return {"FINISHED"}
+
+
+class MOMASK_OT_remove_other_variations(bpy.types.Operator):
+    """Keep the chosen variation and delete the other variations' actions"""
+
+    bl_idname = "momask.remove_other_variations"
+    bl_label = "Keep This, Remove Others"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        settings = _settings(context)
+        return settings is not None and len(settings.variation_items) > 1 and not modal.busy()
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        settings = _settings(context)
+        keep = variations.clamp(settings.variation_index, len(settings.variation_items))
+        try:
+            removed, busy = variations.remove_others(settings, keep)
+        except LookupError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        note = f"; kept {', '.join(busy)} (used elsewhere)" if busy else ""
+        self.report({"INFO"}, f"Removed {len(removed)} other variation(s){note}")
+        return {"FINISHED"}
+
+
+class MOMASK_OT_unload_model(bpy.types.Operator):
+    """Free the memory the loaded MoMask model takes (it loads again on the next generation)"""
+
+    bl_idname = "momask.unload_model"
+    bl_label = "Unload Model"
+
+    @classmethod
+    def poll(cls, context):
+        from . import model_cache
+
+        return model_cache.loaded() and not modal.busy()
+
+    def execute(self, context):
+        from . import model_cache
+
+        model_cache.unload()
+        import gc
+
+        gc.collect()
+        self.report({"INFO"}, "MoMask model unloaded")
+        return {"FINISHED"}
+
+
+# ----------------------------------------------------------------------------- bone map
+
+
+class _BoneMapOperator:
+    @classmethod
+    def poll(cls, context):
+        return target_armature(context) is not None and not modal.busy()
+
+
+class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
+    """Detect which bone plays each joint and store the map on the armature (replaces your edits)"""
 
     bl_idname = "momask.detect_bone_map"
-    bl_label = "Detect Bone Map"
+    bl_label = "Re-detect Bone Map"
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
@@ -97,44 +283,55 @@ class MOMASK_OT_detect_bone_map(bpy.types.Operator):
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         bmap = detect_bone_map(bone_infos(obj))
-        obj[jobs.BONE_MAP_PROPERTY] = map_to_json(bmap)
+        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped")
         return {"FINISHED"}
 
 
-class MOMASK_OT_save_bone_map(bpy.types.Operator):
+class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
     """Save the armature's bone map as a JSON preset"""
 
     bl_idname = "momask.save_bone_map"
     bl_label = "Save Bone Map Preset"
     filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    filter_glob: bpy.props.StringProperty(default="*.json", options={"HIDDEN"})
 
     def execute(self, context):
         from .bone_map import save_preset
+        from .rig_reader import check_armature
 
         obj = _active_armature(context)
         try:
-            from .rig_reader import check_armature
-
             check_armature(obj)
-            save_preset(bpy.path.abspath(self.filepath), jobs.resolve_bone_map(obj), obj.name)
-        except (MomaskError, OSError) as err:
+            if not self.filepath:
+                raise MomaskError("no preset file chosen")
+            save_preset(bpy.path.abspath(self.filepath), job.resolve_bone_map(obj), obj.name)
+        except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
+        except OSError as err:
+            self.report({"ERROR"}, f"cannot write {self.filepath}: {err.strerror or err}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Bone map saved to {self.filepath}")
         return {"FINISHED"}
 
     def invoke(self, context, event):
+        from .bone_map_edit import preset_name
+
+        if not self.filepath:
+            self.filepath = preset_name(target_armature(context).name)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
 
-class MOMASK_OT_load_bone_map(bpy.types.Operator):
+class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
     """Load a JSON bone-map preset onto the armature"""
 
     bl_idname = "momask.load_bone_map"
     bl_label = "Load Bone Map Preset"
     bl_options = {"REGISTER", "UNDO"}
     filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    filter_glob: bpy.props.StringProperty(default="*.json", options={"HIDDEN"})
 
     def execute(self, context):
         from .bone_map import load_preset, map_to_json
@@ -147,7 +344,8 @@ class MOMASK_OT_load_bone_map(bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        obj[jobs.BONE_MAP_PROPERTY] = map_to_json(bmap)
+        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
+        self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -155,4 +353,6 @@ class MOMASK_OT_load_bone_map(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-classes = (MOMASK_OT_generate, MOMASK_OT_detect_bone_map, MOMASK_OT_save_bone_map, MOMASK_OT_load_bone_map)
+classes = (MOMASK_OT_generate, MOMASK_OT_cancel_job, MOMASK_OT_randomize_seed, MOMASK_OT_use_variation,
+           MOMASK_OT_remove_other_variations, MOMASK_OT_unload_model, MOMASK_OT_detect_bone_map,
+           MOMASK_OT_save_bone_map, MOMASK_OT_load_bone_map)

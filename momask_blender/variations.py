@@ -113,22 +113,15 @@ def remove_others(settings, keep: int) -> tuple[list[str], list[str]]:
         raise LookupError(f"variation {keep + 1} has no action")
     if obj is not None:
         assign(obj, chosen)
-    used = [n for n in names if n and _used_elsewhere(bpy.data.actions[n], obj)]
-    remove, busy = to_remove(names, keep, used)
-    settings.variation_items.clear()  # drop our own references before deleting
+    settings.variation_items.clear()  # drop the list's own references first
+    settings["variation_index"] = 0
+    actions = [bpy.data.actions.get(n) for n in names]
+    used = [a.name for a in actions if a is not None and a != chosen and a.users > int(a.use_fake_user)]
+    remove, busy = to_remove([n for n in names if n], [n for n in names if n].index(chosen.name), used)
     for name in remove:
         act = bpy.data.actions.get(name)
         if act is not None:
             bpy.data.actions.remove(act)
-    chosen.use_fake_user = False  # the armature uses it now; the others' fake users were only for choosing
-    settings["variation_index"] = 0
+    if obj is not None:
+        chosen.use_fake_user = False  # the armature uses it now; the fake users were only for choosing
     return remove, busy
-
-
-def _used_elsewhere(action, obj) -> bool:
-    """Something but the variation list, its fake user and the armature itself uses the action."""
-    import bpy
-
-    users = [o for o in bpy.data.objects
-             if o != obj and o.animation_data is not None and o.animation_data.action == action]
-    return bool(users)

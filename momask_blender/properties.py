@@ -1,0 +1,188 @@
+"""The sidebar's settings (one property group on the Scene, saved with the file) and the job's
+display (one on the WindowManager, never saved).
+
+`Scene.momask`: prompt, length, seed, variations, advanced settings (the official defaults,
+`model_core.GenerationSettings`), root motion, foot lock, the last batch of variations, and the
+bone-map editor's 22 rows. The rows are not stored here: each reads and writes the target
+armature's own bone map (`job.BONE_MAP_PROPERTY`), so the editor and the bake can never disagree.
+"""
+from __future__ import annotations
+
+import bpy
+
+from .skeleton import JOINTS
+
+# model_core.GenerationSettings' defaults, copied so that drawing the panel never imports torch;
+# tests/test_ui_blender.py checks that they are still the same.
+DEFAULTS = {"steps": 18, "guidance": 4.0, "residual_guidance": 5.0, "temperature": 1.0, "topk": 0.9}
+MAX_SECONDS = 9.8  # one model call (196 frames at 20 fps)
+
+ROOT_MOTION_ITEMS = [
+    ("full", "Full", "Move the character along the generated path"),
+    ("in-place", "In Place", "Keep the hips above their rest position (height still follows)"),
+    ("keep", "Keep Rig's Path", "Keep the root bone's location curves of the current action"),
+]
+
+
+def target_armature(context):
+    """The armature the sidebar works on: the active object, when it is an armature."""
+    obj = getattr(context, "active_object", None)
+    if obj is None:
+        view_layer = getattr(context, "view_layer", None)
+        obj = view_layer.objects.active if view_layer is not None else None
+    return obj if obj is not None and obj.type == "ARMATURE" else None
+
+
+# ----------------------------------------------------------------------------- variations
+
+
+class MOMASK_PG_variation(bpy.types.PropertyGroup):
+    # `name` (inherited) is the label the list shows
+    action: bpy.props.PointerProperty(type=bpy.types.Action, name="Action")
+    seed: bpy.props.IntProperty(name="Seed")
+
+
+def _variation_index_changed(self, context):
+    """One click in the list plays that variation (a UI change: Blender pushes its undo step)."""
+    from . import variations
+
+    try:
+        variations.switch(self, self.variation_index)
+    except LookupError as err:
+        print(f"MoMask: {err}")
+
+
+# ----------------------------------------------------------------------------- bone-map rows
+
+
+def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
+    """(map, 'stored' or 'detected', problems) of an armature, as the editor shows it."""
+    from .bone_map_edit import effective_map
+    from .job import BONE_MAP_PROPERTY
+    from .rig_reader import bone_infos
+
+    return effective_map(obj.get(BONE_MAP_PROPERTY), bone_infos(obj))
+
+
+def set_bone(obj, joint: str, bone: str) -> str | None:
+    """Store the armature's map with `joint` → `bone`; returns the joint that gave the bone up."""
+    from .bone_map import map_to_json
+    from .bone_map_edit import set_joint
+    from .job import BONE_MAP_PROPERTY
+
+    current, _, _ = editor_map(obj)
+    new, moved = set_joint(current, joint, bone, [b.name for b in obj.data.bones])
+    obj[BONE_MAP_PROPERTY] = map_to_json(new)
+    return moved
+
+
+def _bone_getter(joint: str):
+    def get(self):
+        obj = target_armature(bpy.context)
+        return editor_map(obj)[0].get(joint, "") if obj is not None else ""
+
+    return get
+
+
+def _bone_setter(joint: str):
+    def set_(self, value):
+        from .errors import MomaskError
+
+        obj = target_armature(bpy.context)
+        if obj is None or obj.library is not None:
+            return
+        try:
+            set_bone(obj, joint, value)
+        except MomaskError as err:  # a typed name that is no bone: the field keeps its value
+            print(f"MoMask: {err}")
+
+    return set_
+
+
+def _bone_map_annotations() -> dict:
+    return {
+        joint: bpy.props.StringProperty(
+            name=joint.replace("_", " ").title(), get=_bone_getter(joint), set=_bone_setter(joint),
+            description=f"The bone that plays the HumanML3D joint '{joint}' (empty: not mapped)",
+            options=set())
+        for joint in JOINTS
+    }
+
+
+# A property group with one virtual field per joint, so the panel can `prop_search` each one.
+MOMASK_PG_bone_map = type("MOMASK_PG_bone_map", (bpy.types.PropertyGroup,),
+                          {"__annotations__": _bone_map_annotations(), "__module__": __name__,
+                           "__doc__": "The target armature's bone map, joint by joint"})
+
+
+# ----------------------------------------------------------------------------- the scene's settings
+
+
+class MOMASK_PG_settings(bpy.types.PropertyGroup):
+    prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in one sentence",
+                                     default="a person walks forward")
+    auto_length: bpy.props.BoolProperty(name="Auto", default=False,
+                                        description="Let the model's length estimator choose the length")
+    seconds: bpy.props.FloatProperty(name="Length", default=4.0, min=0.2, max=MAX_SECONDS, step=10, precision=1,
+                                     unit="TIME_ABSOLUTE", description="Length of the motion in seconds")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Same seed, same motion")
+    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, soft_max=8,
+                                      description="Generate this many motions in one batch (seed, seed+1, …); "
+                                                  "each becomes its own Action")
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100,
+                                 description="Remasking iterations of the masked transformer")
+    guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0,
+                                      description="How closely the base tokens follow the prompt")
+    residual_guidance: bpy.props.FloatProperty(name="Residual Guidance", default=DEFAULTS["residual_guidance"],
+                                               min=0.0, max=20.0,
+                                               description="Guidance of the residual (detail) transformer")
+    temperature: bpy.props.FloatProperty(name="Temperature", default=DEFAULTS["temperature"], min=0.01, max=5.0,
+                                         description="Sampling temperature: higher is more varied")
+    topk: bpy.props.FloatProperty(name="Top-k", default=DEFAULTS["topk"], min=0.0, max=0.99,
+                                  description="Keep only the top (1 - top-k) share of token choices")
+    root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="full")
+    foot_lock: bpy.props.BoolProperty(name="Lock Feet", default=True,
+                                      description="Pin planted feet with a leg IK so they don't slide")
+
+    variation_items: bpy.props.CollectionProperty(type=MOMASK_PG_variation)
+    variation_index: bpy.props.IntProperty(name="Variation", default=0, min=0, update=_variation_index_changed,
+                                           description="The variation the armature plays")
+    variation_armature: bpy.props.StringProperty(name="Armature", description="The armature the variations are for")
+
+    bone_map: bpy.props.PointerProperty(type=MOMASK_PG_bone_map)
+
+
+# ----------------------------------------------------------------------------- the job's display
+
+
+class MOMASK_PG_job(bpy.types.PropertyGroup):
+    """What the panel shows about the running (or last) job; lives on the WindowManager."""
+
+    state: bpy.props.StringProperty(default="idle")
+    label: bpy.props.StringProperty(default="")
+    stage: bpy.props.StringProperty(default="")
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    message: bpy.props.StringProperty(default="")
+    running: bpy.props.BoolProperty(default=False)
+    cancel_requested: bpy.props.BoolProperty(default=False)
+
+
+classes = (MOMASK_PG_variation, MOMASK_PG_bone_map, MOMASK_PG_settings, MOMASK_PG_job)
+
+# (owner type, attribute, property factory) added by register(), removed by unregister()
+POINTERS = (
+    ("Scene", "momask", lambda: bpy.props.PointerProperty(type=MOMASK_PG_settings)),
+    ("WindowManager", "momask_job", lambda: bpy.props.PointerProperty(type=MOMASK_PG_job)),
+)
+
+
+def register_properties() -> None:
+    for owner, attr, factory in POINTERS:
+        setattr(getattr(bpy.types, owner), attr, factory())
+
+
+def unregister_properties() -> None:
+    for owner, attr, _ in reversed(POINTERS):
+        cls = getattr(bpy.types, owner)
+        if hasattr(cls, attr):
+            delattr(cls, attr)
