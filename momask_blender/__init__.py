@@ -20,7 +20,7 @@ def register():
     """Register every class and property; a second call (or one after a module reload) adds nothing."""
     import bpy
 
-    from . import inpaint_panel, preferences, properties
+    from . import inpaint_panel, modal, preferences, properties
 
     try:
         for cls in _classes():
@@ -28,6 +28,7 @@ def register():
                 bpy.utils.register_class(cls)
         properties.register_properties()
         inpaint_panel.register_properties()
+        modal.register_handlers()
     except Exception:
         unregister()  # leave nothing half-registered
         raise
@@ -41,6 +42,7 @@ def unregister():
 
     modal.request_cancel()
     modal.active.operator = modal.active.worker = None
+    modal.unregister_handlers()
     properties.unregister_properties()
     inpaint_panel.unregister_properties()
     for cls in reversed(_classes()):

@@ -25,7 +25,8 @@ the redo panel), `modal` (drains the queue on TIMER events, updates the WindowMa
 `momask_job` properties and the status bar, redraws the sidebar, Esc cancels) and `cancel`.
 Only one job runs at a time: a second one is refused with a report. A cancelled or failed job
 never reaches `job_apply`, so the scene is as it was; a finished one returns {'FINISHED'} from
-`modal`, which is when Blender pushes the operator's single undo step.
+`modal`, which is when Blender pushes the operator's single undo step. Opening another file drops
+the running job (its result belongs to the file it was started in).
 
 `job_errors` lists the exception types whose text is a user-facing message (MomaskError by
 default); anything else is reported as an internal error with its traceback in the console.
@@ -73,6 +74,26 @@ def request_cancel() -> bool:
 def busy_message() -> str:
     label = active.state.label if active.state else "a MoMask job"
     return f"{label} is still running: wait for it or press Esc to cancel it first"
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    """Another file is being opened: the running job's result belongs to the old one, drop it."""
+    if active.worker is not None:
+        request_cancel()
+        if active.state is not None and active.state.active and active.state.state != jobs.APPLYING:
+            active.state.handle(jobs.Stopped())
+        active.operator = active.worker = None
+
+
+def register_handlers() -> None:
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister_handlers() -> None:
+    while _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
 
 
 # ----------------------------------------------------------------------------- the WindowManager's display
@@ -180,7 +201,8 @@ class ModalJobOperator:
     def modal(self, context, event):
         state, worker = active.state, active.worker
         if worker is None or state is None or active.operator is not self:
-            self._stop_timer(context)
+            self._stop_timer(context)  # the job was dropped (a file was opened, the add-on disabled)
+            _set_status(context, None)
             return {"CANCELLED"}
         if event.type == "ESC" and event.value == "PRESS":
             request_cancel()

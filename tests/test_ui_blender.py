@@ -68,7 +68,7 @@ def rig(addon, ref):
         modal.request_cancel()
         modal.active.worker.join(10)
         modal.active.operator = modal.active.worker = None
-    bpy.ops.wm.open_mainfile(filepath=str(addon), load_ui=False)
+    bpy.ops.wm.open_mainfile(filepath=str(addon), load_ui=True)  # new windows: stale modal handlers go
     momask_blender.register()
     obj = bpy.data.objects["Hero"]
     bh.activate(obj)
@@ -99,7 +99,14 @@ def generate(addon):
     """`bpy.ops.momask.generate` as the sidebar's Generate button calls it (invoke)."""
     op = invoking(operators.MOMASK_OT_generate, "generate")
     yield op
+    drop_modal_handlers(addon)
     bpy.utils.unregister_class(bpy.types.MOMASK_TEST_OT_generate)
+
+
+def drop_modal_handlers(blend) -> None:
+    """Blender's event loop removes a modal handler when modal() returns FINISHED or CANCELLED; here
+    nothing does, so new windows (a file loaded with its UI) drop them before their class goes."""
+    bpy.ops.wm.open_mainfile(filepath=str(blend), load_ui=True)
 
 
 def scene_state():
@@ -137,10 +144,12 @@ def test_register_and_unregister_twice_leave_no_trace(addon):
         assert not hasattr(bpy.types.Scene, "momask") and not hasattr(bpy.types.WindowManager, "momask_job")
         assert not any(n.startswith("MOMASK") for n in dir(bpy.types))
         assert not model_cache.loaded() and not modal.busy()
+        assert not any(getattr(h, "__module__", "").startswith("momask_blender") for h in bpy.app.handlers.load_pre)
         momask_blender.register()
         momask_blender.register()  # idempotent
         assert our_types() == registered
     assert sys.path == path_before
+    assert sum(getattr(h, "__module__", "").startswith("momask_blender") for h in bpy.app.handlers.load_pre) == 1
     assert bpy.context.scene.momask.prompt and bpy.context.window_manager.momask_job.state == "idle"
 
 
@@ -435,6 +444,14 @@ def test_armature_deleted_while_the_model_runs(rig, generate, windowed):
     assert result == {"CANCELLED"} and "is gone" in job.message and scene_state() == before
 
 
+def test_opening_another_file_drops_the_running_job(rig, generate, windowed, addon):
+    assert generate() == {"RUNNING_MODAL"}
+    worker = modal.active.worker
+    bpy.ops.wm.open_mainfile(filepath=str(addon), load_ui=False)  # windows (and our handler) stay
+    assert not modal.busy() and worker.cancelled and worker.join(30)
+    assert not any(a.name.startswith("a person") for a in bpy.data.actions)  # nothing lands in the new file
+
+
 # ----------------------------------------------------------------------------- installs from the preferences
 
 
@@ -447,10 +464,10 @@ def test_installs_without_online_access_explain_what_to_do(addon):
     assert bpy.ops.momask.copy_torch_command() == {"FINISHED"}  # (a headless Blender has no clipboard to check)
 
 
-def test_install_weights_from_a_folder_sets_the_preferences(addon, ref, tmp_path, monkeypatch, windowed):
+def test_install_weights_from_a_folder_sets_the_preferences(addon, rig, ref, tmp_path, monkeypatch, windowed):
     monkeypatch.setattr(preferences, "user_dir", lambda create=False: tmp_path / "user")
     install = invoking(preferences.MOMASK_OT_install_weights_run, "install")
-    addon = prefs()
+    blend, addon = addon, prefs()
     old = addon.checkpoints, addon.clip
     try:
         assert install(filepath=ref["checkpoints"]) == {"RUNNING_MODAL"}
@@ -465,4 +482,5 @@ def test_install_weights_from_a_folder_sets_the_preferences(addon, ref, tmp_path
             bpy.ops.momask.install_weights_run(filepath=str(tmp_path / "nothing.zip"))
     finally:
         addon.checkpoints, addon.clip = old
+        drop_modal_handlers(blend)
         bpy.utils.unregister_class(bpy.types.MOMASK_TEST_OT_install)
