@@ -3,6 +3,7 @@ shared rigs, extend it, long motions and prompt sequences, and bad input that ch
 Measured as ../shared/tools/inpaint_check.py measures it."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -265,8 +266,6 @@ def test_bad_input_reports_and_changes_nothing(case, baked, model_paths):
     if case == "no_animation":
         obj.animation_data.action = None
     if case == "unmapped":
-        import json
-
         bmap = json.loads(obj["momask_bone_map"])
         bmap.pop("left_elbow")
         obj["momask_bone_map"] = json.dumps(bmap)
@@ -296,6 +295,12 @@ def test_command_line_edit_and_bad_input(baked, model_paths, tmp_path):
                           text=True, timeout=300, env=env)
     assert good.returncode == 0, good.stderr[-2000:]
     assert out.exists() and '"kind": "AFTER"' in good.stdout
+    long = subprocess.run([sys.executable, "-m", "momask_blender.bake", "--rig", str(shared_path("rigs", RIGS[0])),
+                           "--seconds", "30", "--out", str(tmp_path / "long.blend")] + base[5:], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert long.returncode == 0, long.stderr[-2000:]
+    info = json.loads(long.stdout.strip().splitlines()[-1])
+    assert len(info["seams"]) >= 3 and info["frame_end"] - info["frame_start"] + 1 >= 29.5 * info["fps"]
 
 
 # ----------------------------------------------------------------------------- other animations
@@ -306,8 +311,6 @@ def test_euler_bones_and_sparse_hand_keys(baked, model_paths):
     automatic handles outside the range stay as they were; bones without curves get curves that
     hold their old value outside the range."""
     obj = open_baked(baked[RIGS[0]])
-    import json
-
     bmap = json.loads(obj["momask_bone_map"])
     obj.animation_data.action = None
     keyed = [bmap[j] for j in ("pelvis", "left_hip", "right_hip", "left_shoulder", "spine2")]
