@@ -297,3 +297,18 @@ def test_model_window_on_the_reference(reference_dir):
 
 
 del axis_angle
+
+
+def test_features_round_trip_lands_back_on_the_window():
+    """process_file moves the window to the origin facing +Z; recover_from_ric gives frame i of
+    the features back as frame i: put_back must return it onto the sampled window."""
+    from model_core.motion import joints_to_features, recover_from_ric
+
+    joints = walking_turn(41) @ _yaw(2.0).T + np.array([3.0, 0.2, -1.0])
+    features, _ = joints_to_features(joints)
+    recovered = recover_from_ric(features, 22)
+    assert len(recovered) == 40
+    context = np.ones(40, bool)
+    context[12:28] = False
+    placed = inpaint.put_back(recovered, recovered, joints[:40], context)
+    assert np.abs(placed - joints[:40]).max() < 0.05  # only the uniform skeleton's bone lengths differ
