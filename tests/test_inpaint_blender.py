@@ -365,3 +365,40 @@ def test_one_undo_step_restores_the_action(baked, model_paths):
 
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(all(np.array_equal(x, y) for x, y in zip(a[k], b[k], strict=True)) for k in a)
+
+
+class _Layout:
+    """Stands in for a UILayout: records operator ids, accepts any call and attribute."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        def call(*args, **kw):
+            if name == "operator":
+                self.log.append(args[0])
+            if name == "label":
+                self.log.append(kw.get("text", ""))
+            return _Layout(self.log)
+        return call
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+
+
+def test_panel_draws_the_timeline_section(baked):
+    from momask_blender.inpaint_panel import MOMASK_PT_timeline
+
+    obj = open_baked(baked[RIGS[0]])
+    props = bpy.context.scene.momask_timeline
+    props.frame_start, props.frame_end = 33, 62
+    row = props.rows.add()
+    row.prompt, row.seconds = "a person walks", 3.0
+    assert bpy.ops.momask.sequence_row(action="ADD") == {"FINISHED"} and len(props.rows) == 2
+    assert bpy.ops.momask.sequence_row(action="REMOVE") == {"FINISHED"} and len(props.rows) == 1
+    log = []
+    panel = type("P", (), {"layout": _Layout(log)})()
+    MOMASK_PT_timeline.draw(panel, bpy.context)
+    assert {"momask.inpaint", "momask.extend", "momask.generate_sequence", "momask.inpaint_range"} <= set(log)
+    assert "range rounded outward to whole tokens: frames 33-66" in log and "1 rows, 3.0 s" in log
+    assert obj.name
