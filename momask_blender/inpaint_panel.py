@@ -128,7 +128,7 @@ class MOMASK_PT_timeline(bpy.types.Panel):
         col.operator("momask.sequence_row", icon="ADD", text="").action = "ADD"
         col.operator("momask.sequence_row", icon="REMOVE", text="").action = "REMOVE"
         total = sum(r.seconds for r in props.rows)
-        box.label(text=f"{len(props.rows)} rows, {total:.1f} s")
+        box.label(text=f"{len(props.rows)} row{'' if len(props.rows) == 1 else 's'}, {total:.1f} s")
         op = box.operator("momask.generate_sequence", icon="PLAY")
         op.use_scene_rows, op.seed = True, props.seed
 

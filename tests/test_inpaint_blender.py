@@ -400,5 +400,5 @@ def test_panel_draws_the_timeline_section(baked):
     panel = type("P", (), {"layout": _Layout(log)})()
     MOMASK_PT_timeline.draw(panel, bpy.context)
     assert {"momask.inpaint", "momask.extend", "momask.generate_sequence", "momask.inpaint_range"} <= set(log)
-    assert "range rounded outward to whole tokens: frames 33-66" in log and "1 rows, 3.0 s" in log
+    assert "range rounded outward to whole tokens: frames 33-66" in log and "1 row, 3.0 s" in log
     assert obj.name
