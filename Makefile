@@ -29,7 +29,7 @@ extension: $(STAMP)
 VENV42 := .venv42
 PY42 := $(VENV42)/bin/python
 STAMP42 := $(VENV42)/.installed
-BPY_TESTS ?= tests/test_ui_blender.py tests/test_bake_blender.py
+BPY_TESTS ?= tests/test_ui_blender.py tests/test_bake_blender.py tests/test_inpaint_blender.py tests/test_build_extension.py
 
 $(STAMP42): requirements.txt
 	$(PYTHON) -m venv $(VENV42)
@@ -41,7 +41,7 @@ $(STAMP42): requirements.txt
 
 test-blender42: $(STAMP42)
 	$(PY42) -c "import bpy; print('Blender', bpy.app.version_string)"
-	$(PY42) -m pytest -q $(BPY_TESTS)
+	$(PY42) -m pytest -q -p tests.exit_bpy42 $(BPY_TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

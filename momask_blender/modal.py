@@ -39,7 +39,7 @@ from . import jobs
 from .errors import MomaskError
 
 TIMER_STEP = 0.1  # seconds between queue drains: smooth enough for a progress bar, cheap when idle
-REDRAW_AREAS = ("VIEW_3D", "PREFERENCES", "PROPERTIES")
+REDRAW_AREAS = ("PREFERENCES", "PROPERTIES")
 
 
 class _Active:
@@ -121,7 +121,11 @@ def redraw(context) -> None:
         if screen is None:
             continue
         for area in screen.areas:
-            if area.type in REDRAW_AREAS:
+            if area.type == "VIEW_3D":  # only the sidebar: the viewport itself has nothing new to show
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()
+            elif area.type in REDRAW_AREAS:
                 area.tag_redraw()
 
 
