@@ -12,7 +12,7 @@ import bpy
 
 from . import job, modal, preferences, variations
 from .errors import MomaskError
-from .properties import ROOT_MOTION_ITEMS, target_armature
+from .properties import MAX_SECONDS, ROOT_MOTION_ITEMS, target_armature
 
 # The last finished job, for scripts and the command line (summary, BVH export).
 last_job: job.BakeJob | None = None
@@ -44,7 +44,7 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
     # SKIP: the sidebar's settings are the memory, not the last call's arguments
 
     prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in a sentence", options=SKIP)
-    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.0, max=9.8, options=SKIP,
+    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.0, max=MAX_SECONDS, options=SKIP,
                                      description="Length of the motion; 0 lets the model choose")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=SKIP)
     variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, options=SKIP)

@@ -15,7 +15,8 @@ from .skeleton import JOINTS
 # model_core.GenerationSettings' defaults, copied so that drawing the panel never imports torch;
 # tests/test_ui_blender.py checks that they are still the same.
 DEFAULTS = {"steps": 18, "guidance": 4.0, "residual_guidance": 5.0, "temperature": 1.0, "topk": 0.9}
-MAX_SECONDS = 9.8  # one model call (196 frames at 20 fps)
+# model_core.timeline.MAX_LONG_SECONDS: past one model call's 9.8 s the model continues window by window
+MAX_SECONDS = 600.0
 
 ROOT_MOTION_ITEMS = [
     ("full", "Full", "Move the character along the generated path"),
