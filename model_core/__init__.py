@@ -1,7 +1,21 @@
-"""MoMask inference: the released checkpoints, loaded unchanged, giving the official numbers."""
+"""MoMask inference: the released checkpoints, loaded unchanged, giving the official numbers.
+
+Importing the package needs NumPy only; the model classes (which need PyTorch) load on first use,
+so an application can show settings and say what is missing before PyTorch is installed.
+"""
 from . import motion, skeleton
 from .errors import ModelError
-from .pipeline import FPS, MAX_FRAMES, Cancelled, GenerationSettings, MoMask, Motion
+from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
-__all__ = ["FPS", "MAX_FRAMES", "Cancelled", "GenerationSettings", "ModelError", "MoMask", "Motion", "motion",
-           "skeleton"]
+_NEED_TORCH = ("Cancelled", "MoMask", "Motion")
+
+__all__ = ["FPS", "MAX_FRAMES", "MAX_LONG_SECONDS", "GenerationSettings", "ModelError", "motion", "skeleton",
+           *_NEED_TORCH]
+
+
+def __getattr__(name: str):
+    if name in _NEED_TORCH:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'model_core' has no attribute {name!r}")

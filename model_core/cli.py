@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .pipeline import GenerationSettings, MoMask
-from .timeline import generate_sequence, parse_sequence
+from .settings import GenerationSettings
 
 DEFAULTS = GenerationSettings()
 
@@ -45,6 +44,9 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
 
 def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from .pipeline import MoMask
+    from .timeline import generate_sequence, parse_sequence
+
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
     segments = parse_sequence(_read_text(args.sequence)) if args.sequence else None

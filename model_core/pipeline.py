@@ -24,41 +24,15 @@ from .length_estimator import LengthEstimator
 from .options import read_options
 from .rvq import RVQVAE, RVQConfig
 from .sampling import lengths_to_padding, masked_decode, residual_decode
+from .settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
 from .tokenizer import tokenize
 from .transformer import TRAINING_DEFAULT_HEADS, MaskTransformer, ResidualTransformer, TransformerConfig, guided
-
-FPS = 20
-MAX_FRAMES = 196  # the longest motion one model call makes (9.8 s)
-EDIT_RESIDUAL_GUIDANCE = 2.0  # the official editing script's residual guidance (generation uses 5)
 
 Progress = Callable[[str, float], None]
 
 
 class Cancelled(Exception):
     """Raised by a progress callback to stop a generation between two model passes."""
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """The official generation defaults (gen_t2m.py / eval_option.py)."""
-    steps: int = 18                  # remasking iterations of the masked transformer
-    guidance: float = 4.0            # classifier-free guidance of the masked transformer
-    residual_guidance: float = 5.0   # guidance of the residual transformer
-    temperature: float = 1.0         # masked transformer sampling temperature
-    residual_temperature: float = 1.0
-    topk: float = 0.9                # keep the top (1 - topk) share of logits
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise ModelError(f"steps must be at least 1, got {self.steps}")
-        if not 0.0 <= self.topk < 1.0:
-            raise ModelError(f"topk must be in [0, 1), got {self.topk}")
-        for name in ("temperature", "residual_temperature"):
-            if not getattr(self, name) > 0:
-                raise ModelError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("guidance", "residual_guidance"):
-            if not math.isfinite(getattr(self, name)):
-                raise ModelError(f"{name} must be a finite number, got {getattr(self, name)}")
 
 
 @dataclass

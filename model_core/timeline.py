@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .errors import ModelError
-from .pipeline import FPS, MAX_FRAMES, GenerationSettings, MoMask, Motion, Progress, _check_prompts
+from .pipeline import MoMask, Motion, Progress, _check_prompts
+from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
-MAX_LONG_SECONDS = 600.0   # longest motion generate() accepts (10 minutes)
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
 
 

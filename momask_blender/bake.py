@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from model_core.cli import add_generation_flags
+
 from .errors import MomaskError
 
 RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
@@ -47,30 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend-after", type=float, metavar="SECONDS", help="new motion after the animation")
     p.add_argument("--keep-original", action="store_true", help="with --inpaint/--extend: keep a copy of the action")
     p.add_argument("--sequence", help="a prompt sequence: lines of seconds<TAB>prompt, one continuous motion")
-    try:
-        from model_core.cli import add_generation_flags
-    except ImportError:  # the model code is optional for --source bakes
-        add_generation_flags = _generation_flags
-    add_generation_flags(p)
-    for action in p._actions:  # model paths are only needed when generating
-        if action.dest in ("checkpoints", "clip"):
-            action.required = False
-            action.default = ""
+    add_generation_flags(p, model_required=False)  # model paths are only needed when generating
     return p
-
-
-def _generation_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variations", type=int, default=1)
-    p.add_argument("--steps", type=int, default=18)
-    p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--residual-guidance", type=float, default=5.0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--topk", type=float, default=0.9)
-    p.add_argument("--checkpoints", default="")
-    p.add_argument("--clip", default="")
-    p.add_argument("--device", default="cpu")
 
 
 def import_rig(bpy, path: Path) -> None:

@@ -8,15 +8,17 @@ armature's own bone map (`job.BONE_MAP_PROPERTY`), so the editor and the bake ca
 """
 from __future__ import annotations
 
+import dataclasses
+
 import bpy
+
+from model_core.settings import MAX_LONG_SECONDS, GenerationSettings
 
 from .skeleton import JOINTS
 
-# model_core.GenerationSettings' defaults, copied so that drawing the panel never imports torch;
-# tests/test_ui_blender.py checks that they are still the same.
-DEFAULTS = {"steps": 18, "guidance": 4.0, "residual_guidance": 5.0, "temperature": 1.0, "topk": 0.9}
-# model_core.timeline.MAX_LONG_SECONDS: past one model call's 9.8 s the model continues window by window
-MAX_SECONDS = 600.0
+# the model's own defaults (model_core.settings imports no PyTorch, so drawing the panel never does)
+DEFAULTS = dataclasses.asdict(GenerationSettings())
+MAX_SECONDS = MAX_LONG_SECONDS  # past one model call's 9.8 s the model continues window by window
 
 ROOT_MOTION_ITEMS = [
     ("full", "Full", "Move the character along the generated path"),

@@ -64,3 +64,27 @@ def test_bad_arguments_give_one_line_and_no_file(files, tmp_path, capsys, args, 
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1 and match in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_and_flags_need_no_pytorch():
+    """The Blender layer draws its panel and parses flags before PyTorch may be installed."""
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('no torch here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import model_core, model_core.cli\n"
+        "args = model_core.cli.build_parser().parse_args(['generate', 'walk', '--out', 'x.npz',\n"
+        "                                                 '--checkpoints', 'c', '--clip', 'k'])\n"
+        "assert args.steps == model_core.GenerationSettings().steps == 18\n"
+        "try:\n"
+        "    model_core.MoMask\n"
+        "except ImportError:\n"
+        "    print('model needs torch')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "model needs torch"
