@@ -349,23 +349,19 @@ def _active_armature(context):
     return context.active_object if context.active_object is not None else context.view_layer.objects.active
 
 
-class MOMASK_OT_inpaint(_Generation, _JobBase, bpy.types.Operator):
-    """Regenerate a frame range of the active armature's action with the prompt, keeping every other key"""
+class _EditInPlace(_Generation, _JobBase):
+    """What regenerating a range and extending share: the window runs through the model, the
+    action is edited in place; `plan` picks the window, `done_message` reports the frames."""
 
-    bl_idname = "momask.inpaint"
-    bl_label = "Regenerate Range"
-    bl_options = {"REGISTER", "UNDO"}
-    job_label = "Regenerating range"
-
-    frame_start: bpy.props.IntProperty(name="Start", description="First frame to regenerate")
-    frame_end: bpy.props.IntProperty(name="End", description="Last frame to regenerate")
     keep_original: bpy.props.BoolProperty(name="Keep a copy of the original",
                                           description="Save the action as it was under a new name first")
+    done_message = "{lo}-{hi} of '{action}'"
+
+    def plan(self):
+        raise NotImplementedError
 
     def job_prepare(self, context):
-        s, e = self.frame_start, self.frame_end
-        return prepare_timeline(context, _active_armature(context),
-                                lambda lo, hi, fps: inpaint.plan_range(lo, hi, s, e, fps), prompt=self.prompt,
+        return prepare_timeline(context, _active_armature(context), self.plan(), prompt=self.prompt,
                                 generation=self.generation(context), keep_original=self.keep_original)
 
     def job_compute(self, data, progress):
@@ -375,38 +371,42 @@ class MOMASK_OT_inpaint(_Generation, _JobBase, bpy.types.Operator):
         global last_result
         last_result = apply_timeline(context, result)
         lo, hi = last_result["frames"]
-        return f"Regenerated frames {lo}-{hi} of '{last_result['action']}'"
+        return self.done_message.format(lo=lo, hi=hi, action=last_result["action"])
 
 
-class MOMASK_OT_extend(_Generation, _JobBase, bpy.types.Operator):
+class MOMASK_OT_inpaint(_EditInPlace, bpy.types.Operator):
+    """Regenerate a frame range of the active armature's animation from a prompt, in place"""
+
+    bl_idname = "momask.inpaint"
+    bl_label = "Regenerate Range"
+    bl_options = {"REGISTER", "UNDO"}
+    job_label = "Regenerating range"
+    done_message = "Regenerated frames {lo}-{hi} of '{action}'"
+
+    frame_start: bpy.props.IntProperty(name="Start", description="First frame to regenerate")
+    frame_end: bpy.props.IntProperty(name="End", description="Last frame to regenerate")
+
+    def plan(self):
+        s, e = self.frame_start, self.frame_end
+        return lambda lo, hi, fps: inpaint.plan_range(lo, hi, s, e, fps)
+
+
+class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
     """Generate new seconds before the start or after the end of the active armature's animation"""
 
     bl_idname = "momask.extend"
     bl_label = "Extend Animation"
     bl_options = {"REGISTER", "UNDO"}
     job_label = "Extending"
+    done_message = "Added frames {lo}-{hi} to '{action}'"
 
     seconds: bpy.props.FloatProperty(name="Seconds", default=2.0, min=0.0, max=60.0,
                                      description=f"New motion to add (at most {inpaint.MAX_EXTEND_SECONDS:g} s)")
     side: bpy.props.EnumProperty(name="Side", items=SIDE_ITEMS, default="AFTER")
-    keep_original: bpy.props.BoolProperty(name="Keep a copy of the original",
-                                          description="Save the action as it was under a new name first")
 
-    def job_prepare(self, context):
+    def plan(self):
         seconds, side = self.seconds, self.side
-        return prepare_timeline(context, _active_armature(context),
-                                lambda lo, hi, fps: inpaint.plan_extension(lo, hi, seconds, side, fps),
-                                prompt=self.prompt, generation=self.generation(context),
-                                keep_original=self.keep_original)
-
-    def job_compute(self, data, progress):
-        return compute_timeline(data, progress)
-
-    def job_apply(self, context, result) -> str:
-        global last_result
-        last_result = apply_timeline(context, result)
-        lo, hi = last_result["frames"]
-        return f"Added frames {lo}-{hi} to '{last_result['action']}'"
+        return lambda lo, hi, fps: inpaint.plan_extension(lo, hi, seconds, side, fps)
 
 
 class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):

@@ -160,16 +160,24 @@ class ModalJobOperator:
 
     # --- synchronous: scripts, tests, the command line, bpy.app.background
 
-    def execute(self, context):
+    def _begin(self, context):
+        """Refuse a second job; else start one and run its prepare step on the main thread.
+
+        Returns (state, data), or (a finished operator result, None) when it cannot start."""
         if busy():
             self.report({"ERROR"}, busy_message())
-            return {"CANCELLED"}
+            return {"CANCELLED"}, None
         state = jobs.JobState(label=self.job_label)
         state.start()
         try:
-            data = self.job_prepare(context)
+            return state, self.job_prepare(context)
         except self.job_errors as err:
-            return self._end(context, state, str(err), failed=True)
+            return self._end(context, state, str(err), failed=True), None
+
+    def execute(self, context):
+        state, data = self._begin(context)
+        if not isinstance(state, jobs.JobState):
+            return state
         result = jobs.run_sync(lambda progress: self.job_compute(data, progress), expected=self.job_errors)
         state.handle(result)
         if isinstance(result, jobs.Finished):
@@ -181,15 +189,9 @@ class ModalJobOperator:
     def invoke(self, context, event):
         if synchronous(context):
             return self.execute(context)
-        if busy():
-            self.report({"ERROR"}, busy_message())
-            return {"CANCELLED"}
-        state = jobs.JobState(label=self.job_label)
-        state.start()
-        try:
-            data = self.job_prepare(context)
-        except self.job_errors as err:
-            return self._end(context, state, str(err), failed=True)
+        state, data = self._begin(context)
+        if not isinstance(state, jobs.JobState):
+            return state
         worker = jobs.Worker(lambda progress: self.job_compute(data, progress), expected=self.job_errors,
                              name=f"momask-{self.job_label.lower()}")
         active.operator, active.worker, active.state = self, worker, state
