@@ -125,6 +125,7 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
         offset = offset + shift
         heads = forward_kinematics(plan, Q, offset)
     for h, k, a, upper, lower, target in legs:
+        target = _within_turn(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
         new_knee, reached = two_bone_ik(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
         turn_upper = swing(heads[:, k] - heads[:, h], new_knee - heads[:, h])
         turn_lower = swing(heads[:, a] - heads[:, k], reached - new_knee)
@@ -137,6 +138,37 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
 
 
 REACH = 0.998  # the most a locked leg is stretched, of its full length
+MAX_LEG_TURN = 9.5  # degrees: the most a lock may turn a thigh or shin away from the motion
+
+
+def _segment_turns(hip, knee, ankle, target, upper: float, lower: float) -> np.ndarray:
+    """Per frame, the larger angle (degrees) by which reaching `target` turns the thigh or shin."""
+    new_knee, reached = two_bone_ik(hip, knee, ankle, target, upper, lower)
+
+    def angle(a, b):
+        cos = (normalize(a) * normalize(b)).sum(-1)
+        return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+    return np.maximum(angle(knee - hip, new_knee - hip), angle(ankle - knee, reached - new_knee))
+
+
+def _within_turn(hip, knee, ankle, target, upper: float, lower: float, steps: int = 12) -> np.ndarray:
+    """`target` pulled back towards the ankle's own path where reaching it would turn a leg segment
+    by more than MAX_LEG_TURN: a nearly straight leg needs a large bend for a small pin shift, and
+    the motion's pose matters more there than a few millimetres of slide."""
+    shift = target - ankle
+    low, high = np.zeros(len(target)), np.ones(len(target))
+    ok = _segment_turns(hip, knee, ankle, target, upper, lower) <= MAX_LEG_TURN
+    low[ok] = 1.0
+    todo = ~ok
+    for _ in range(steps):
+        if not todo.any():
+            break
+        mid = (low + high) / 2
+        fits = _segment_turns(hip, knee, ankle, ankle + mid[:, None] * shift, upper, lower) <= MAX_LEG_TURN
+        low = np.where(todo & fits, mid, low)
+        high = np.where(todo & ~fits, mid, high)
+    return ankle + low[:, None] * shift
 
 
 def _smooth_max(shift: np.ndarray, radius: int = 2) -> np.ndarray:

@@ -99,7 +99,7 @@ def test_bake_real_motions(rig, motions):
         d0, d1 = heads[c] - heads[p], locked[c] - locked[p]
         cos = (d0 * d1).sum(-1) / np.linalg.norm(d0, axis=-1) / np.linalg.norm(d1, axis=-1)
         ang = np.degrees(np.arccos(np.clip(cos, -1, 1)))
-        assert np.percentile(ang, 95) < 10 and ang.max() < 20, (p, c, ang.max())
+        assert ang.max() < 10, (p, c, ang.max())
 
 
 def _curve(curves, path, index):
