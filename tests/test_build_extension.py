@@ -143,7 +143,9 @@ INSTALL_SCRIPT = textwrap.dedent("""
     bpy.ops.extensions.package_uninstall(repo_index=index, pkg_id="momask")
     out["after"] = sorted(a.module for a in bpy.context.preferences.addons if "momask" in a.module)
     out["left"] = sorted(n for n in os.listdir(repos[index].directory) if not n.startswith("."))
-    print("RESULT " + json.dumps(out))
+    print("RESULT " + json.dumps(out), flush=True)
+    if bpy.app.version < (4, 3, 0):  # bpy 4.2 crashes in its own teardown (tests/exit_bpy42.py)
+        os._exit(0)
 """)
 
 
