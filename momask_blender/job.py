@@ -51,6 +51,7 @@ class BakeJob:
     timings: dict[str, float] = field(default_factory=dict)
     bakes: list[Bake] = field(default_factory=list)
     joints: list[np.ndarray] = field(default_factory=list)  # the source motions, HumanML3D axes
+    controls: object | None = None          # rigify_rig.ControlPlan: bake a generated Rigify rig's controls
 
 
 # ----------------------------------------------------------------------------- prepare (bpy)
@@ -60,11 +61,14 @@ def resolve_bone_map(obj) -> dict[str, str]:
     """The map stored on the armature (the user's edits win), or a detected one."""
     from .bone_map import check_bone_map, detect_bone_map, map_from_json
     from .rig_reader import bone_infos
+    from .rigify_rig import deform_infos, is_generated
 
     stored = obj.get(BONE_MAP_PROPERTY)
     if stored:
         data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
         return check_bone_map(data, [b.name for b in obj.data.bones])
+    if is_generated(obj):  # a generated Rigify rig: the map names the deform bones (see rigify_rig)
+        return detect_bone_map(deform_infos(obj))
     return detect_bone_map(bone_infos(obj))
 
 
@@ -87,9 +91,16 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     render = context.scene.render
     options = RetargetOptions(fps=scene_fps(render.fps, render.fps_base), root_motion=root_motion,
                               foot_lock=foot_lock)
-    plan = plan_rig(read_rig(obj), bone_map)
+    from . import rigify_rig
+
+    controls = None
+    if rigify_rig.uses_deform_map(obj, bone_map):
+        plan = plan_rig(read_rig(obj, rigify_rig.deform_parents(obj)), bone_map)
+        controls = rigify_rig.plan_controls(obj, bone_map)
+    else:
+        plan = plan_rig(read_rig(obj), bone_map)
     job = BakeJob(object_name=obj.name, plan=plan, options=options, frame_start=context.scene.frame_current,
-                  action_name="", generation=generation)
+                  action_name="", generation=generation, controls=controls)
     if source_path:
         from .sources import load_source
 
@@ -176,7 +187,10 @@ def apply(context, job: BakeJob) -> list:
             obj.animation_data.action = keep  # read the old root curves through its slot
             if previous_slot is not None:
                 obj.animation_data.action_slot = previous_slot
-        act = write_bake(obj, bake, name, job.frame_start, keep_root_from=keep)
+        if job.controls is not None:
+            act = _write_rigify(obj, job, bake, name, keep)
+        else:
+            act = write_bake(obj, bake, name, job.frame_start, keep_root_from=keep)
         act.use_fake_user = len(job.bakes) > 1
         actions.append(act)
     obj.animation_data.action = actions[0]
@@ -191,6 +205,31 @@ def apply(context, job: BakeJob) -> list:
         scene.frame_end = end
     job.timings["keyframes_s"] = time.perf_counter() - started
     return actions
+
+
+def _write_rigify(obj, job: BakeJob, bake: Bake, name: str, keep):
+    """A generated Rigify rig: solve its FK controls on the evaluated rig, key them and the FK switches."""
+    import dataclasses
+
+    from . import rigify_rig
+    from .keyframes import write_bake
+
+    anim = obj.animation_data
+    current = anim.action if anim else None
+    slot = anim.action_slot if (current is not None and hasattr(anim, "action_slot")) else None
+    if anim is not None:
+        anim.action = None  # solve against the bare rig: no curves may override the controls
+    rigify_rig.switch_to_fk(obj, job.controls)
+    names, quats, root_loc = rigify_rig.solve_controls(obj, job.controls, job.plan, bake)
+    if anim is not None and current is not None:
+        anim.action = current
+        if slot is not None:
+            anim.action_slot = slot
+    controls = dataclasses.replace(bake, bone_names=names, quats=quats, root_bone=job.controls.root_control,
+                                   root_location=root_loc)
+    act = write_bake(obj, controls, name, job.frame_start, keep_root_from=keep)
+    rigify_rig.key_switches(obj, act, job.controls, job.frame_start)
+    return act
 
 
 def summary(job: BakeJob, actions) -> dict:

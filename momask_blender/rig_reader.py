@@ -37,7 +37,10 @@ def _parents_first(bones) -> list:
     return order
 
 
-def read_rig(obj) -> RigRest:
+def read_rig(obj, parents: dict[str, str | None] | None = None) -> RigRest:
+    """The whole armature, or only the bones of `parents` (name → parent name, parents first)."""
+    if parents is not None:
+        return _read_subset(obj, parents)
     bones = _parents_first(obj.data.bones)
     index = {b.name: i for i, b in enumerate(bones)}
     n = len(bones)
@@ -59,3 +62,18 @@ def read_rig(obj) -> RigRest:
 
 def bone_infos(obj) -> list[BoneInfo]:
     return [BoneInfo(b.name, b.parent.name if b.parent else None) for b in _parents_first(obj.data.bones)]
+
+
+def _read_subset(obj, parents: dict[str, str | None]) -> RigRest:
+    names = list(parents)
+    index = {n: i for i, n in enumerate(names)}
+    bones = [obj.data.bones[n] for n in names]
+    return RigRest(
+        names=tuple(names),
+        parents=np.array([index[parents[n]] if parents[n] else -1 for n in names], dtype=int),
+        matrices=np.array([np.array(b.matrix_local) for b in bones]).reshape(len(bones), 4, 4),
+        tails=np.array([tuple(b.tail_local) for b in bones]).reshape(len(bones), 3),
+        world=np.array(obj.matrix_world),
+        connected=np.array([b.use_connect for b in bones], dtype=bool),
+        local_location=np.array([b.use_local_location for b in bones], dtype=bool),
+    )
