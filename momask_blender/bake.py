@@ -116,23 +116,16 @@ def run(args: argparse.Namespace) -> dict:
         from .job import BONE_MAP_PROPERTY
 
         obj[BONE_MAP_PROPERTY] = map_to_json(load_preset(args.bone_map, [b.name for b in obj.data.bones]))
-    try:
-        register()
-    except ValueError:
-        pass  # already registered in this process
+    register()
     if editing:
         return _save(bpy, args, _edit(bpy, args), started)
-    if args.sequence or (args.seconds or 0) > MAX_WINDOW_SECONDS:
+    if args.sequence:
         return _save(bpy, args, _long(bpy, args), started)
     operators.last_error = ""
-    result = bpy.ops.momask.generate(
-        prompt=args.prompt, seconds=args.seconds or 0.0, seed=args.seed, variations=args.variations,
-        steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
-        temperature=args.temperature, topk=args.topk, device=args.device,
-        checkpoints=str(Path(args.checkpoints).expanduser().resolve()) if args.checkpoints else "",
-        clip=str(Path(args.clip).expanduser().resolve()) if args.clip else "",
-        source=str(Path(args.source).expanduser().resolve()) if args.source else "",
-        root_motion=args.root_motion, foot_lock=args.foot_lock == "on")
+    try:
+        result = _generate_operator(bpy, args)
+    except RuntimeError as err:  # bpy.ops raises when the operator reports an error
+        raise MomaskError(operators.last_error or str(err).strip()) from None
     if "FINISHED" not in result:
         raise MomaskError(operators.last_error or "the bake was cancelled")
     job, actions = operators.last_job, operators.last_actions
@@ -156,7 +149,17 @@ def run(args: argparse.Namespace) -> dict:
     return info
 
 
-MAX_WINDOW_SECONDS = 9.8  # one model call; longer motions go window by window
+def _generate_operator(bpy, args) -> set:
+    """bpy.ops.momask.generate with the command line's settings (any length: the model goes window
+    by window past 9.8 s)."""
+    return bpy.ops.momask.generate(
+        prompt=args.prompt, seconds=args.seconds or 0.0, seed=args.seed, variations=args.variations,
+        steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
+        temperature=args.temperature, topk=args.topk, device=args.device,
+        checkpoints=str(Path(args.checkpoints).expanduser().resolve()) if args.checkpoints else "",
+        clip=str(Path(args.clip).expanduser().resolve()) if args.clip else "",
+        source=str(Path(args.source).expanduser().resolve()) if args.source else "",
+        root_motion=args.root_motion, foot_lock=args.foot_lock == "on")
 
 
 def _model_paths(args) -> dict:

@@ -480,16 +480,15 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
         joints = np.asarray(motion.joints[0, : motion.lengths[0]], np.float64)
         if not np.isfinite(joints).all():
             raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
-        job.source, job.source_fps = joints, 20.0
+        job.source, job.source_fps, job.seams = joints, float(model_core.FPS), list(motion.seams)
         bake_job.compute(job)
         job.timings.update(load_model_s=loaded - started, generate_s=time.perf_counter() - loaded)
-        return job, list(motion.seams)
+        return job
 
-    def job_apply(self, context, result) -> str:
+    def job_apply(self, context, job) -> str:
         global last_result
-        job, seams = result
         actions = bake_job.apply(context, job)
-        last_result = {**bake_job.summary(job, actions), "seams": seams, "job": job}
+        last_result = {**bake_job.summary(job, actions), "job": job}
         return f"'{actions[0].name}': {job.bakes[0].frames} frames on {job.object_name}"
 
 

@@ -51,6 +51,7 @@ class BakeJob:
     timings: dict[str, float] = field(default_factory=dict)
     bakes: list[Bake] = field(default_factory=list)
     joints: list[np.ndarray] = field(default_factory=list)  # the source motions, HumanML3D axes
+    seams: list[int] = field(default_factory=list)  # model frames where a long motion's windows meet
     controls: object | None = None          # rigify_rig.ControlPlan: bake a generated Rigify rig's controls
 
 
@@ -127,7 +128,7 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
         motions = [job.source]
         fps = job.source_fps
     else:
-        motions, timings = generate(job.generation, progress)
+        motions, timings, job.seams = generate(job.generation, progress)
         job.timings.update(timings)
         fps = FPS
     started = time.perf_counter()
@@ -137,8 +138,9 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
     return job
 
 
-def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str, float]]:
-    """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length."""
+def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str, float], list[int]]:
+    """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length, and
+    the frames where a long motion's windows meet."""
     from .model_cache import get_model
 
     started = time.perf_counter()
@@ -159,7 +161,7 @@ def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str
     for j in out:
         if not np.isfinite(j).all():
             raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
-    return out, {"load_model_s": loaded - started, "generate_s": time.perf_counter() - loaded}
+    return out, {"load_model_s": loaded - started, "generate_s": time.perf_counter() - loaded}, list(motion.seams)
 
 
 # ----------------------------------------------------------------------------- apply (bpy)
@@ -244,6 +246,7 @@ def summary(job: BakeJob, actions) -> dict:
         "root_motion": job.options.root_motion,
         "foot_lock": job.options.foot_lock,
         "scale": round(job.bakes[0].scale, 5),
+        "seams": job.seams,
         "seconds": {k: round(v, 4) for k, v in job.timings.items()},
     }
 

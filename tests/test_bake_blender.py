@@ -298,6 +298,7 @@ def test_command_line_bake_and_bvh_round_trip(tmp_path):
                           "--out", str(tmp_path / "x.blend")], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert bad.returncode != 0 and "checkpoint folder is not set" in bad.stderr
+    assert "Traceback" not in bad.stderr, bad.stderr[-2000:]  # a message, not a crash
     assert not (tmp_path / "x.blend").exists()
 
 

@@ -285,12 +285,14 @@ def test_command_line_edit_and_bad_input(baked, model_paths, tmp_path):
     bad = subprocess.run(base + ["--inpaint", "40", "42", "--out", str(out)], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=env)
     assert bad.returncode != 0 and "shorter than one token" in bad.stderr and not out.exists()
+    assert "Traceback" not in bad.stderr, bad.stderr[-2000:]
     seq = tmp_path / "seq.txt"
     seq.write_text("2\ta person walks\nthree\ta person jumps\n")
     bad = subprocess.run([sys.executable, "-m", "momask_blender.bake", "--rig",
                           str(shared_path("rigs", RIGS[1])), "--sequence", str(seq), "--out", str(out)]
                          + base[7:], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0 and "line 2" in bad.stderr and not out.exists(), bad.stderr[-500:]
+    assert "Traceback" not in bad.stderr, bad.stderr[-2000:]
     good = subprocess.run(base + ["--extend-after", "1", "--out", str(out)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=env)
     assert good.returncode == 0, good.stderr[-2000:]
