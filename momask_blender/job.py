@@ -176,25 +176,34 @@ def apply(context, job: BakeJob) -> list:
 
     started = time.perf_counter()
     obj = bpy.data.objects.get(job.object_name)
-    if obj is None:
+    if obj is None or obj.type != "ARMATURE":
         raise MomaskError(f"armature '{job.object_name}' is gone")
+    needed = {name for bake in job.bakes for name in bake.bone_names} | {b.root_bone for b in job.bakes if b.root_bone}
+    gone = sorted(needed - set(obj.pose.bones.keys()))
+    if gone:
+        raise MomaskError(f"bones renamed or deleted while the motion was made: {', '.join(gone)}")
     previous = obj.animation_data.action if obj.animation_data else None
     previous_slot = obj.animation_data.action_slot if (previous and hasattr(obj.animation_data, "action_slot")) \
         else None
     keep = previous if job.options.root_motion == "keep" else None
     actions = []
-    for k, bake in enumerate(job.bakes):
-        name = job.action_name if len(job.bakes) == 1 else f"{job.action_name} v{k + 1}"
-        if keep is not None and obj.animation_data is not None:
-            obj.animation_data.action = keep  # read the old root curves through its slot
-            if previous_slot is not None:
-                obj.animation_data.action_slot = previous_slot
-        if job.controls is not None:
-            act = _write_rigify(obj, job, bake, name, keep)
-        else:
-            act = write_bake(obj, bake, name, job.frame_start, keep_root_from=keep)
-        act.use_fake_user = len(job.bakes) > 1
-        actions.append(act)
+    pose = _pose_snapshot(obj)
+    try:
+        for k, bake in enumerate(job.bakes):
+            name = job.action_name if len(job.bakes) == 1 else f"{job.action_name} v{k + 1}"
+            if keep is not None and obj.animation_data is not None:
+                obj.animation_data.action = keep  # read the old root curves through its slot
+                if previous_slot is not None:
+                    obj.animation_data.action_slot = previous_slot
+            if job.controls is not None:
+                act = _write_rigify(obj, job, bake, name, keep)
+            else:
+                act = write_bake(obj, bake, name, job.frame_start, keep_root_from=keep)
+            act.use_fake_user = len(job.bakes) > 1
+            actions.append(act)
+    except Exception as err:  # leave the scene as it was: no half-written result, no lost action
+        _undo_apply(obj, actions, previous, previous_slot, pose)
+        raise MomaskError(f"writing the keyframes failed, nothing was changed ({type(err).__name__}: {err})") from err
     obj.animation_data.action = actions[0]
     if hasattr(obj.animation_data, "action_slot") and len(actions[0].slots):
         obj.animation_data.action_slot = actions[0].slots[0]
@@ -207,6 +216,36 @@ def apply(context, job: BakeJob) -> list:
         scene.frame_end = end
     job.timings["keyframes_s"] = time.perf_counter() - started
     return actions
+
+
+def _pose_snapshot(obj) -> dict:
+    """Each pose bone's transform and its Rigify IK/FK switch: what writing a bake may change."""
+    from .rigify_rig import IK_FK
+
+    return {pb.name: (tuple(pb.location), tuple(pb.rotation_quaternion), tuple(pb.rotation_euler),
+                      tuple(pb.rotation_axis_angle), tuple(pb.scale), pb.get(IK_FK)) for pb in obj.pose.bones}
+
+
+def _undo_apply(obj, actions: list, previous, previous_slot, pose: dict) -> None:
+    """Remove what a failed apply created and give the armature back its action, slot and pose."""
+    import bpy
+
+    anim = obj.animation_data
+    if anim is not None:
+        anim.action = previous
+        if previous_slot is not None:
+            anim.action_slot = previous_slot
+    for action in actions:
+        bpy.data.actions.remove(action)
+    from .rigify_rig import IK_FK
+
+    for name, (loc, quat, euler, axis_angle, scale, switch) in pose.items():
+        pb = obj.pose.bones.get(name)
+        if pb is not None:
+            pb.location, pb.rotation_quaternion, pb.rotation_euler = loc, quat, euler
+            pb.rotation_axis_angle, pb.scale = axis_angle, scale
+            if switch is not None:
+                pb[IK_FK] = switch
 
 
 def _write_rigify(obj, job: BakeJob, bake: Bake, name: str, keep):

@@ -248,6 +248,9 @@ class ModalJobOperator:
         except self.job_errors as err:
             state.apply_failed(str(err))
             return self._end(context, state, state.message, failed=True)
+        except Exception as err:  # a bug must not leave the job stuck in "writing keyframes"
+            state.apply_failed(f"internal error while writing the result ({type(err).__name__}: {err})")
+            return self._end(context, state, state.message, failed=True)
         state.applied(message)
         return self._end(context, state, message, failed=False)
 

@@ -14,6 +14,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from momask_blender import sources  # noqa: E402
+from momask_blender.errors import MomaskError  # noqa: E402
 from momask_blender.skeleton import INDEX  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import ROOT, shared_path  # noqa: E402
@@ -315,3 +316,48 @@ def test_root_path_keep_copies_the_old_root_curves(mixamo, motions):
 
 
 del Path
+
+
+def test_bones_renamed_while_the_model_ran_change_nothing(mixamo, motions):
+    """The UI stays live while the worker runs: if a mapped bone is renamed before the result is
+    written, the apply step refuses with the bones' names and the scene stays as it was."""
+    from momask_blender import job as bake_job
+
+    bh.activate(mixamo)
+    pending = bake_job.compute(bake_job.prepare(
+        bpy.context, mixamo, prompt="", generation=None, source_path=str(motions["bvh"][0]),
+        root_motion="full", foot_lock=False))
+    victim = pending.bakes[0].bone_names[3]
+    mixamo.data.bones[victim].name = "renamed meanwhile"
+    before = scene_state()
+    try:
+        with pytest.raises(MomaskError, match="renamed or deleted"):
+            bake_job.apply(bpy.context, pending)
+        assert scene_state() == before
+    finally:
+        mixamo.data.bones["renamed meanwhile"].name = victim
+
+
+def test_a_failure_while_writing_keys_takes_back_what_was_written(mixamo, motions, monkeypatch):
+    from momask_blender import job as bake_job
+    from momask_blender import keyframes
+
+    bh.activate(mixamo)
+    pending = bake_job.compute(bake_job.prepare(
+        bpy.context, mixamo, prompt="", generation=None, source_path=str(motions["bvh"][0]),
+        root_motion="full", foot_lock=False))
+    pending.bakes = pending.bakes * 2  # two variations: the second one fails half-way
+    real_write = keyframes.write_bake
+    calls = []
+
+    def failing_write(obj, bake, name, frame_start, keep_root_from=None):
+        calls.append(name)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real_write(obj, bake, name, frame_start, keep_root_from=keep_root_from)
+
+    monkeypatch.setattr(keyframes, "write_bake", failing_write)
+    before = scene_state()
+    with pytest.raises(MomaskError, match="nothing was changed"):
+        bake_job.apply(bpy.context, pending)
+    assert len(calls) == 2 and scene_state() == before
