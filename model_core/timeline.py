@@ -17,7 +17,7 @@ import torch
 
 from .errors import ModelError
 from .pipeline import MoMask, Motion, Progress, _check_prompts
-from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from .settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
 
@@ -137,7 +137,7 @@ def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame:
     The motion is cut to whole tokens (at most one model call); the tokens covering the range
     are regenerated (rounded outward), every other token keeps all its layers.
     """
-    settings = settings or GenerationSettings()
+    settings = settings or GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE)
     settings.validate()
     features = _one_motion(model, features)
     frames = features.shape[0] - features.shape[0] % model.frames_per_token
@@ -163,7 +163,7 @@ def extend(model: MoMask, features: np.ndarray, prompt: str, *, frames_before: i
     Returns a window holding the new frames and the context they continue from;
     `frame_start`/`frame_end` mark the new part at the end (after) or start (before) of it.
     """
-    settings = settings or GenerationSettings()
+    settings = settings or GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE)
     settings.validate()
     features = _one_motion(model, features, limit=None)
     unit = model.frames_per_token

@@ -15,37 +15,13 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
+from model_core.settings import EDIT_RESIDUAL_GUIDANCE
+
 from . import inpaint, preferences
 from . import job as bake_job
 from .errors import MomaskError
-
-try:  # the sidebar's modal runner (issue 6); without it the operators run synchronously
-    from .modal import ModalJobOperator as _JobBase
-except ImportError:  # pragma: no cover - depends on what is installed beside this module
-    class _JobBase:
-        job_label = "MoMask"
-        job_errors = (MomaskError,)
-
-        def job_finished(self, context, state) -> None:
-            pass
-
-        def execute(self, context):
-            class State:
-                message, state = "", "done"
-
-            state = State()
-            try:
-                data = self.job_prepare(context)
-                result = self.job_compute(data, lambda stage, fraction: None)
-                state.message = self.job_apply(context, result)
-            except self.job_errors as err:
-                state.message, state.state = str(err), "failed"
-                self.job_finished(context, state)
-                self.report({"ERROR"}, state.message)
-                return {"CANCELLED"}
-            self.job_finished(context, state)
-            self.report({"INFO"}, state.message)
-            return {"FINISHED"}
+from .modal import ModalJobOperator as _JobBase
+from .properties import DEFAULTS
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -174,14 +150,6 @@ class TimelineJob:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _settings(gen: bake_job.Generation):
-    import model_core
-
-    return model_core.GenerationSettings(steps=gen.steps, guidance=gen.guidance,
-                                         residual_guidance=gen.residual_guidance, temperature=gen.temperature,
-                                         topk=gen.topk)
-
-
 def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_job.Generation,
                      keep_original: bool = False) -> TimelineJob:
     """Check the input and read the window's evaluated pose and the action. Changes nothing.
@@ -249,7 +217,7 @@ def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     if progress is not None:
         progress("regenerating", 0.1)
     decoded = inpaint.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
-                                   settings=_settings(gen))
+                                   settings=gen.settings())
     model_done = time.perf_counter()
     new = inpaint.interpolate(decoded, job.window.blend_positions())
     quats, location = inpaint.pose_from_joints(job.plan, new)
@@ -319,11 +287,12 @@ class _Generation:
 
     prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in a sentence")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
-    steps: bpy.props.IntProperty(name="Steps", default=18, min=1, max=100)
-    guidance: bpy.props.FloatProperty(name="Guidance", default=4.0, min=0.0, max=20.0)
-    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=5.0, min=0.0, max=20.0)
-    temperature: bpy.props.FloatProperty(name="Temperature", default=1.0, min=1e-6, max=5.0)
-    topk: bpy.props.FloatProperty(name="Top-k", default=0.9, min=0.0, max=0.999)
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100)
+    guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0)
+    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=DEFAULTS["residual_guidance"],
+                                               min=0.0, max=20.0)
+    temperature: bpy.props.FloatProperty(name="Temperature", default=DEFAULTS["temperature"], min=0.01, max=5.0)
+    topk: bpy.props.FloatProperty(name="Top-k", default=DEFAULTS["topk"], min=0.0, max=0.99)
     device: bpy.props.StringProperty(name="Device", default="", description="cpu, cuda or auto; empty: preferences")
     checkpoints: bpy.props.StringProperty(name="Checkpoints", subtype="DIR_PATH",
                                           description="Overrides the preferences' checkpoint folder")
@@ -338,7 +307,7 @@ class _Generation:
             temperature=self.temperature, topk=self.topk,
             checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
             clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
-            device=self.device or (prefs.device if prefs else "cpu"))
+            device=self.device or preferences.model_device(prefs))
 
     def job_finished(self, context, state) -> None:
         global last_error
@@ -355,6 +324,9 @@ class _EditInPlace(_Generation, _JobBase):
 
     keep_original: bpy.props.BoolProperty(name="Keep a copy of the original",
                                           description="Save the action as it was under a new name first")
+    # editing regenerates the residual layers with the official editing script's guidance
+    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=EDIT_RESIDUAL_GUIDANCE,
+                                               min=0.0, max=20.0)
     done_message = "{lo}-{hi} of '{action}'"
 
     def plan(self):
@@ -474,7 +446,7 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
         loaded = time.perf_counter()
         try:
             motion = generate_sequence(model, segments, seed=job.generation.seed,
-                                       settings=_settings(job.generation), progress=progress)
+                                       settings=job.generation.settings(), progress=progress)
         except model_core.ModelError as err:
             raise MomaskError(str(err)) from None
         joints = np.asarray(motion.joints[0, : motion.lengths[0]], np.float64)

@@ -37,6 +37,13 @@ class Generation:
     clip: str
     device: str = "cpu"
 
+    def settings(self):
+        """The model's GenerationSettings for these values."""
+        from model_core.settings import GenerationSettings
+
+        return GenerationSettings(steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
+                                  temperature=self.temperature, topk=self.topk)
+
 
 @dataclass
 class BakeJob:
@@ -149,9 +156,7 @@ def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str
     import model_core
 
     try:
-        settings = model_core.GenerationSettings(steps=gen.steps, guidance=gen.guidance,
-                                                 residual_guidance=gen.residual_guidance,
-                                                 temperature=gen.temperature, topk=gen.topk)
+        settings = gen.settings()
         motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
                                 settings=settings, progress=progress)
     except model_core.ModelError as err:

@@ -12,7 +12,7 @@ import bpy
 
 from . import job, modal, preferences, variations
 from .errors import MomaskError
-from .properties import MAX_SECONDS, ROOT_MOTION_ITEMS, target_armature
+from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, target_armature
 
 # The last finished job, for scripts and the command line (summary, BVH export).
 last_job: job.BakeJob | None = None
@@ -48,11 +48,13 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
                                      description="Length of the motion; 0 lets the model choose")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=SKIP)
     variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, options=SKIP)
-    steps: bpy.props.IntProperty(name="Steps", default=18, min=1, max=100, options=SKIP)
-    guidance: bpy.props.FloatProperty(name="Guidance", default=4.0, min=0.0, max=20.0, options=SKIP)
-    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=5.0, min=0.0, max=20.0, options=SKIP)
-    temperature: bpy.props.FloatProperty(name="Temperature", default=1.0, min=1e-6, max=5.0, options=SKIP)
-    topk: bpy.props.FloatProperty(name="Top-k", default=0.9, min=0.0, max=0.999, options=SKIP)
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100, options=SKIP)
+    guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0, options=SKIP)
+    residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=DEFAULTS["residual_guidance"],
+                                               min=0.0, max=20.0, options=SKIP)
+    temperature: bpy.props.FloatProperty(name="Temperature", default=DEFAULTS["temperature"], min=0.01, max=5.0,
+                                         options=SKIP)
+    topk: bpy.props.FloatProperty(name="Top-k", default=DEFAULTS["topk"], min=0.0, max=0.99, options=SKIP)
     device: bpy.props.StringProperty(name="Device", default="", options=SKIP,
                                      description="cpu, cuda or auto; empty: preferences")
     checkpoints: bpy.props.StringProperty(name="Checkpoints", subtype="DIR_PATH", options=SKIP,

@@ -178,6 +178,23 @@ def test_scene_settings_default_to_the_official_generation_settings(addon):
     assert {i.identifier for i in rna["root_motion"].enum_items} == {"full", "in-place", "keep"}
 
 
+def test_operators_default_to_the_official_settings(addon):
+    """Generate and the sequence use the generation defaults; range edits and extensions use the
+    official editing script's residual guidance."""
+    import model_core
+    from model_core.settings import EDIT_RESIDUAL_GUIDANCE
+
+    official = model_core.GenerationSettings()
+    for op in (bpy.ops.momask.generate, bpy.ops.momask.generate_sequence, bpy.ops.momask.inpaint,
+               bpy.ops.momask.extend):
+        rna = op.get_rna_type().properties
+        for name in ("steps", "guidance", "temperature", "topk"):
+            assert rna[name].default == pytest.approx(getattr(official, name)), (op.idname(), name)
+        editing = op.idname() in ("MOMASK_OT_inpaint", "MOMASK_OT_extend")
+        want = EDIT_RESIDUAL_GUIDANCE if editing else official.residual_guidance
+        assert rna["residual_guidance"].default == pytest.approx(want), op.idname()
+
+
 def test_panel_polls(rig):
     context = bpy.context
     types = bpy.types
