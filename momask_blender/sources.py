@@ -66,7 +66,7 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
     """(joints (T, 22, 3) HumanML3D axes, metres, fps) of a humanoid BVH, through Blender's importer."""
     import bpy
 
-    from .bone_map import detect_bone_map, missing_required
+    from .bone_map import detect_bone_map
     from .rig_reader import bone_infos
 
     path = Path(path)
@@ -76,6 +76,10 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
     scene = bpy.context.scene
     before = {c: set(getattr(bpy.data, c)) for c in ("objects", "armatures", "actions")}
     frame = scene.frame_current
+    # the importer makes its skeleton the active, selected object: give the user's back afterwards
+    view_layer = bpy.context.view_layer
+    active = view_layer.objects.active
+    selected = [o for o in view_layer.objects if o.select_get()]
     try:
         try:
             bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False, update_scene_duration=False,
@@ -96,13 +100,15 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
             scene.frame_set(f)
             mw = obj.matrix_world
             out[k] = [tuple(mw @ b.head) for b in bones]
-        del missing_required
     finally:
         for coll in ("objects", "armatures", "actions"):
             data = getattr(bpy.data, coll)
             for item in [x for x in data if x not in before[coll]]:
                 data.remove(item)
         scene.frame_set(frame)
+        for o in view_layer.objects:
+            o.select_set(o in selected)
+        view_layer.objects.active = active
     return check_joints(from_blender(out), path.name), fps
 
 

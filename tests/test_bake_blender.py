@@ -361,3 +361,15 @@ def test_a_failure_while_writing_keys_takes_back_what_was_written(mixamo, motion
     with pytest.raises(MomaskError, match="nothing was changed"):
         bake_job.apply(bpy.context, pending)
     assert len(calls) == 2 and scene_state() == before
+
+
+def test_baking_a_bvh_keeps_the_users_selection(mixamo, motions):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.object
+    bh.activate(mixamo)
+    cube.select_set(True)
+    selected = {o.name for o in bpy.context.view_layer.objects if o.select_get()}
+    assert bpy.ops.momask.generate(source=str(motions["bvh"][0]), foot_lock=False) == {"FINISHED"}
+    assert bpy.context.view_layer.objects.active == mixamo
+    assert {o.name for o in bpy.context.view_layer.objects if o.select_get()} == selected
+    bpy.data.objects.remove(cube)
