@@ -1,35 +1,14 @@
 """Loading checkpoint files as untrusted input: tensors only, every key and shape checked."""
 from __future__ import annotations
 
-import contextlib
 import pickle
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .errors import ModelError
-
-_INITIALISED = (nn.Linear, nn.Embedding, nn.LayerNorm, nn.Conv1d)
-
-
-@contextlib.contextmanager
-def uninitialised() -> Iterator[None]:
-    """Build modules without random initialisation: every weight is replaced by the checkpoint's.
-
-    Initialising the released models' 50 M parameters costs more than reading them; a meta-device
-    build would avoid it too, but imports torch._dynamo, which costs seconds.
-    """
-    saved = {cls: cls.reset_parameters for cls in _INITIALISED}
-    try:
-        for cls in _INITIALISED:
-            cls.reset_parameters = lambda self: None
-        yield
-    finally:
-        for cls, method in saved.items():
-            cls.reset_parameters = method
 
 
 def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import layers
 from .errors import ModelError
 from .tokenizer import ClipTokenizer
 from .torchscript_reader import TorchScriptArchive, is_torchscript_archive
@@ -125,21 +126,6 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-class _Linear(nn.Linear):
-    """nn.Linear left uninitialised: its weights always come from a checkpoint, and random init of
-    ViT-B/32's text tower would cost about a second."""
-
-    def reset_parameters(self) -> None:
-        pass
-
-
-class _Embedding(nn.Embedding):
-    """nn.Embedding left uninitialised, for the same reason as `_Linear`."""
-
-    def reset_parameters(self) -> None:
-        pass
-
-
 class CausalSelfAttention(nn.Module):
     """nn.MultiheadAttention's parameter layout (packed q/k/v), run through fused causal SDPA."""
 
@@ -148,7 +134,7 @@ class CausalSelfAttention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
-        self.out_proj = _Linear(width, width)
+        self.out_proj = layers.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, width = x.shape
@@ -166,7 +152,7 @@ class ResidualAttentionBlock(nn.Module):
         self.attn = CausalSelfAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(
-            OrderedDict(c_fc=_Linear(width, 4 * width), gelu=QuickGELU(), c_proj=_Linear(4 * width, width))
+            OrderedDict(c_fc=layers.Linear(width, 4 * width), gelu=QuickGELU(), c_proj=layers.Linear(4 * width, width))
         )
         self.ln_2 = nn.LayerNorm(width)
 
@@ -195,7 +181,7 @@ class ClipTextEncoder(nn.Module):
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__()
         self.config = config
-        self.token_embedding = _Embedding(config.vocab_size, config.width)
+        self.token_embedding = layers.Embedding(config.vocab_size, config.width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
         self.transformer = Transformer(config.width, config.layers, config.heads)
         self.ln_final = nn.LayerNorm(config.width)

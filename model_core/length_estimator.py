@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import layers
+
 HIDDEN = 512  # fixed in the official model, independent of the text width
 
 
@@ -16,16 +18,16 @@ class LengthEstimator(nn.Module):
     def __init__(self, input_dim: int, num_lengths: int):
         super().__init__()
         dims = [input_dim, HIDDEN, HIDDEN // 2, HIDDEN // 4]
-        layers: dict[str, nn.Module] = {}
+        stages: dict[str, nn.Module] = {}
         slot = 0
         for i in range(3):
-            layers[str(slot)] = nn.Linear(dims[i], dims[i + 1])
-            layers[str(slot + 1)] = nn.LayerNorm(dims[i + 1])
-            layers[str(slot + 2)] = nn.LeakyReLU(0.2)
+            stages[str(slot)] = layers.Linear(dims[i], dims[i + 1])
+            stages[str(slot + 1)] = nn.LayerNorm(dims[i + 1])
+            stages[str(slot + 2)] = nn.LeakyReLU(0.2)
             slot += 4 if i < 2 else 3  # a dropout follows the first two stages
-        layers[str(slot)] = nn.Linear(dims[3], num_lengths)
+        stages[str(slot)] = layers.Linear(dims[3], num_lengths)
         self.output = nn.Sequential()
-        for name, module in layers.items():
+        for name, module in stages.items():
             self.output.add_module(name, module)
 
     def forward(self, text_features: torch.Tensor) -> torch.Tensor:

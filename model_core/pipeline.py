@@ -16,7 +16,7 @@ import torch
 
 from . import fast as fast_path
 from . import motion as motion_repr
-from .checkpoint import assign_state, load_weights, uninitialised
+from .checkpoint import assign_state, load_weights
 from .clip_text import load_clip_text
 from .errors import ModelError
 from .layout import MASK_FILE, RESIDUAL_FILE, RVQ_FILE, ModelFolders, find_models
@@ -150,8 +150,7 @@ class MoMask:
                                 folders.residual_transformer / RESIDUAL_FILE, ("res_transformer",))
         length_state = load_weights(folders.length_estimator, ("estimator",))
         last = max((k for k in length_state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
-        with uninitialised():
-            length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
+        length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
         assign_state(length_model, length_state, folders.length_estimator)
 
         mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)
@@ -425,8 +424,7 @@ def _per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
 
 
 def _build(cls, config, path: Path, keys: tuple[str, ...]):
-    with uninitialised():
-        module = cls(config)
+    module = cls(config)
     assign_state(module, load_weights(path, keys), path)
     return module.eval()
 

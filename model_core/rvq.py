@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import layers
 from .errors import ModelError
 from .options import require
 
@@ -68,9 +69,9 @@ class ResBlock(nn.Module):
     def __init__(self, width: int, dilation: int, activation: str):
         super().__init__()
         self.activation1 = _ACTIVATIONS[activation]()
-        self.conv1 = nn.Conv1d(width, width, 3, 1, dilation, dilation)
+        self.conv1 = layers.Conv1d(width, width, 3, 1, dilation, dilation)
         self.activation2 = _ACTIVATIONS[activation]()
-        self.conv2 = nn.Conv1d(width, width, 1)
+        self.conv2 = layers.Conv1d(width, width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.activation2(self.conv1(self.activation1(x))))
@@ -90,27 +91,27 @@ class ResStack(nn.Module):
 
 def _encoder(c: RVQConfig) -> nn.Sequential:
     act = _ACTIVATIONS[c.activation]
-    layers: list[nn.Module] = [nn.Conv1d(c.input_dim, c.width, 3, 1, 1), act()]
+    blocks: list[nn.Module] = [layers.Conv1d(c.input_dim, c.width, 3, 1, 1), act()]
     for _ in range(c.down_t):
-        layers.append(nn.Sequential(
-            nn.Conv1d(c.width, c.width, c.stride_t * 2, c.stride_t, c.stride_t // 2),
+        blocks.append(nn.Sequential(
+            layers.Conv1d(c.width, c.width, c.stride_t * 2, c.stride_t, c.stride_t // 2),
             ResStack(c.width, c.depth, c.dilation_growth_rate, c.activation, reverse=True),
         ))
-    layers.append(nn.Conv1d(c.width, c.code_dim, 3, 1, 1))
-    return nn.Sequential(*layers)
+    blocks.append(layers.Conv1d(c.width, c.code_dim, 3, 1, 1))
+    return nn.Sequential(*blocks)
 
 
 def _decoder(c: RVQConfig) -> nn.Sequential:
     act = _ACTIVATIONS[c.activation]
-    layers: list[nn.Module] = [nn.Conv1d(c.code_dim, c.width, 3, 1, 1), act()]
+    blocks: list[nn.Module] = [layers.Conv1d(c.code_dim, c.width, 3, 1, 1), act()]
     for _ in range(c.down_t):
-        layers.append(nn.Sequential(
+        blocks.append(nn.Sequential(
             ResStack(c.width, c.depth, c.dilation_growth_rate, c.activation, reverse=True),
             nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv1d(c.width, c.width, 3, 1, 1),
+            layers.Conv1d(c.width, c.width, 3, 1, 1),
         ))
-    layers += [nn.Conv1d(c.width, c.width, 3, 1, 1), act(), nn.Conv1d(c.width, c.input_dim, 3, 1, 1)]
-    return nn.Sequential(*layers)
+    blocks += [layers.Conv1d(c.width, c.width, 3, 1, 1), act(), layers.Conv1d(c.width, c.input_dim, 3, 1, 1)]
+    return nn.Sequential(*blocks)
 
 
 class _Coder(nn.Module):

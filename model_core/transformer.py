@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import layers
 from .errors import ModelError
 from .options import require
 
@@ -60,7 +61,7 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = layers.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         b, n, d = x.shape
@@ -76,8 +77,8 @@ class EncoderLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ff_size: int):
         super().__init__()
         self.self_attn = SelfAttention(dim, heads)
-        self.linear1 = nn.Linear(dim, ff_size)
-        self.linear2 = nn.Linear(ff_size, dim)
+        self.linear1 = layers.Linear(dim, ff_size)
+        self.linear2 = layers.Linear(ff_size, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
 
@@ -102,7 +103,7 @@ class Encoder(nn.Module):
 class _InputProcess(nn.Module):
     def __init__(self, code_dim: int, latent_dim: int):
         super().__init__()
-        self.poseEmbedding = nn.Linear(code_dim, latent_dim)
+        self.poseEmbedding = layers.Linear(code_dim, latent_dim)
 
 
 class _PositionalEncoding(nn.Module):
@@ -116,9 +117,9 @@ class _OutputHead(nn.Module):
 
     def __init__(self, latent_dim: int, out_dim: int):
         super().__init__()
-        self.dense = nn.Linear(latent_dim, latent_dim)
+        self.dense = layers.Linear(latent_dim, latent_dim)
         self.LayerNorm = nn.LayerNorm(latent_dim, eps=1e-12)
-        self.poseFinal = nn.Linear(latent_dim, out_dim)
+        self.poseFinal = layers.Linear(latent_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.poseFinal(self.LayerNorm(F.gelu(self.dense(x))))
@@ -133,7 +134,7 @@ class _Backbone(nn.Module):
         self.input_process = _InputProcess(c.code_dim, c.latent_dim)
         self.position_enc = _PositionalEncoding(c.latent_dim)
         self.seqTransEncoder = Encoder(c)
-        self.cond_emb = nn.Linear(c.clip_dim, c.latent_dim)
+        self.cond_emb = layers.Linear(c.clip_dim, c.latent_dim)
         self.output_process = _OutputHead(c.latent_dim, head_dim)
 
     def _run(self, prefix: list[torch.Tensor], x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
@@ -167,7 +168,7 @@ class MaskTransformer(_Backbone):
 
     def __init__(self, c: TransformerConfig):
         super().__init__(c, head_dim=c.num_tokens)
-        self.token_emb = nn.Embedding(c.num_tokens + 2, c.code_dim)
+        self.token_emb = layers.Embedding(c.num_tokens + 2, c.code_dim)
 
     @property
     def mask_id(self) -> int:
@@ -194,7 +195,7 @@ class ResidualTransformer(_Backbone):
     def __init__(self, c: TransformerConfig):
         super().__init__(c, head_dim=c.code_dim)
         q, k, d = c.num_quantizers, c.num_tokens + 1, c.code_dim
-        self.quant_emb = nn.Linear(q, c.latent_dim)
+        self.quant_emb = layers.Linear(q, c.latent_dim)
         if c.share_weight:
             # layer q's input embedding is tied to layer q-1's output projection
             self.embed_proj_shared_weight = nn.Parameter(torch.empty(q - 2, k, d))
