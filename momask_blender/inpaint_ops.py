@@ -166,6 +166,11 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     action, fcurves = channelbag(obj)
     if not prompt.strip():
         raise MomaskError("the prompt is empty: describe the new motion in a sentence")
+    from .rigify_rig import is_generated
+
+    if is_generated(obj):
+        raise MomaskError(f"'{obj.name}' is a generated Rigify rig: its deform bones follow the controls, so a "
+                          "range can't be rewritten in place yet; regenerate the whole motion with Generate")
     bone_map = bake_job.resolve_bone_map(obj)
     if missing_required(bone_map):
         bone_map = {}

@@ -65,19 +65,25 @@ class BakeJob:
 # ----------------------------------------------------------------------------- prepare (bpy)
 
 
-def resolve_bone_map(obj) -> dict[str, str]:
-    """The map stored on the armature (the user's edits win), or a detected one."""
-    from .bone_map import check_bone_map, detect_bone_map, map_from_json
+def detect_for(obj) -> dict[str, str]:
+    """The bone map detected on an armature; on a generated Rigify rig it names the deform bones
+    (see rigify_rig), on any other rig the bones themselves."""
+    from .bone_map import detect_bone_map
     from .rig_reader import bone_infos
     from .rigify_rig import deform_infos, is_generated
+
+    return detect_bone_map(deform_infos(obj) if is_generated(obj) else bone_infos(obj))
+
+
+def resolve_bone_map(obj) -> dict[str, str]:
+    """The map stored on the armature (the user's edits win), or a detected one."""
+    from .bone_map import check_bone_map, map_from_json
 
     stored = obj.get(BONE_MAP_PROPERTY)
     if stored:
         data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
         return check_bone_map(data, [b.name for b in obj.data.bones])
-    if is_generated(obj):  # a generated Rigify rig: the map names the deform bones (see rigify_rig)
-        return detect_bone_map(deform_infos(obj))
-    return detect_bone_map(bone_infos(obj))
+    return detect_for(obj)
 
 
 def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str,

@@ -275,8 +275,8 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from .bone_map import detect_bone_map, map_to_json
-        from .rig_reader import bone_infos, check_armature
+        from .bone_map import map_to_json
+        from .rig_reader import check_armature
 
         obj = _active_armature(context)
         try:
@@ -284,7 +284,7 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        bmap = detect_bone_map(bone_infos(obj))
+        bmap = job.detect_for(obj)
         obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped")
         return {"FINISHED"}

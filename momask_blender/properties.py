@@ -63,8 +63,9 @@ def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
     from .bone_map_edit import effective_map
     from .job import BONE_MAP_PROPERTY
     from .rig_reader import bone_infos
+    from .rigify_rig import deform_infos, is_generated
 
-    return effective_map(obj.get(BONE_MAP_PROPERTY), bone_infos(obj))
+    return effective_map(obj.get(BONE_MAP_PROPERTY), deform_infos(obj) if is_generated(obj) else bone_infos(obj))
 
 
 def set_bone(obj, joint: str, bone: str) -> str | None:

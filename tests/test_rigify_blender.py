@@ -54,3 +54,16 @@ def test_controls_are_keyed_in_fk(rigify_bake):
     switches = [pb for pb in rig.pose.bones if "IK_FK" in pb.keys()]
     assert switches and all(pb["IK_FK"] == 1.0 for pb in switches)
     assert all(f'pose.bones["{pb.name}"]["IK_FK"]' in paths for pb in switches)
+
+
+def test_redetect_and_range_edits_know_the_rig(rigify_bake):
+    """Re-detect maps the deform bones as the bake does; a range edit, which would key deform bones
+    that the controls override, is refused with a message instead of doing nothing visible."""
+    rig = rigify_bake[0]
+    baked = json.loads(rig["momask_bone_map"])
+    bh.activate(rig)
+    del rig["momask_bone_map"]
+    assert bpy.ops.momask.detect_bone_map() == {"FINISHED"}
+    assert json.loads(rig["momask_bone_map"]) == baked
+    with pytest.raises(RuntimeError, match="generated Rigify rig"):
+        bpy.ops.momask.inpaint(prompt="a person jumps", frame_start=10, frame_end=30)
