@@ -99,12 +99,17 @@ def pip_install_command(
     return cmd
 
 
+def command_line(cmd: list[str]) -> str:
+    """A command as the platform's shell wants it typed (cmd.exe quoting on Windows)."""
+    return subprocess.list2cmdline(cmd) if os.name == "nt" else shlex.join(cmd)
+
+
 def manual_instructions(
     target: Path, variant: str = "cpu", *, python: str = sys.executable, version: str | None = None
 ) -> str:
     """What to tell a user when online access is off: how to allow it, or the command to run."""
     cmd = pip_install_command(target, variant, python=python, version=version)
-    line = subprocess.list2cmdline(cmd) if os.name == "nt" else shlex.join(cmd)
+    line = command_line(cmd)
     return (
         "MoMask needs PyTorch, which is too large to ship inside the extension.\n"
         "Either allow online access (Edit > Preferences > System > Network > Allow Online Access) "

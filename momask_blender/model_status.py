@@ -50,6 +50,13 @@ def checkpoints(path: str) -> Status:
         more = f" and {len(missing) - 2} more" if len(missing) > 2 else ""
         return Status(False, f"Missing {len(missing)} of {len(statuses)} files: {', '.join(missing[:2])}{more}",
                       missing)
+    try:  # the loader's own search must agree (e.g. several transformers need a choice)
+        from model_core.errors import ModelError
+        from model_core.layout import find_models
+
+        find_models(folder)
+    except ModelError as err:
+        return Status(False, str(err))
     verified = sum(s.status == assets.VERIFIED for s in statuses)
     extra = f", {verified} verified" if verified else ""
     return Status(True, f"Found: {release.transformer} and its {len(statuses)} files{extra}")

@@ -232,11 +232,9 @@ class MOMASK_OT_copy_torch_command(bpy.types.Operator):
     bl_label = "Copy Command"
 
     def execute(self, context):
-        import shlex
-
         prefs = get(context)
         cmd = deps.pip_install_command(deps.deps_dir(user_dir()), prefs.torch_variant if prefs else "cpu")
-        context.window_manager.clipboard = shlex.join(cmd)
+        context.window_manager.clipboard = deps.command_line(cmd)
         self.report({"INFO"}, "pip command copied")
         return {"FINISHED"}
 

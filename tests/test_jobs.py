@@ -334,3 +334,15 @@ def test_status_line_lists_missing_checkpoint_files(reference_dir: Path, tmp_pat
     assert not status.ok and status.text.startswith("Missing 2 of 9 files")
     assert set(status.missing) == {f"{weights.parent.parent.name}/model/latest.tar",
                                    "length_estimator/model/finest.tar"}
+
+
+def test_status_line_agrees_with_the_loader(reference_dir: Path, tmp_path: Path):
+    """Two masked transformers for one RVQ: the loader asks for a name, so the line can't say Found."""
+    import shutil
+
+    copy = tmp_path / "checkpoints"
+    shutil.copytree(reference_dir / "checkpoints", copy)
+    first = next(copy.glob("t2m/t2m_*"))
+    shutil.copytree(first, first.with_name(first.name + "_again"))
+    status = model_status.checkpoints(str(copy))
+    assert not status.ok and "several masked transformers" in status.text
