@@ -70,10 +70,20 @@ def _generators(model: MoMask, seeds: Sequence[int]) -> list[torch.Generator]:
 
 
 def _fill(model: MoMask, text: torch.Tensor, ids: torch.Tensor, editable: torch.Tensor,
-          settings: GenerationSettings, generators: list[torch.Generator]) -> torch.Tensor:
-    """Regenerate the editable tokens of ids (B, N, Q) in context; other positions keep every layer."""
+          settings: GenerationSettings, generators: list[torch.Generator],
+          progress: Progress | None = None) -> torch.Tensor:
+    """Regenerate the editable tokens of ids (B, N, Q) in context; other positions keep every layer.
+
+    `progress(stage, fraction)` is called between model passes (raise from it to cancel)."""
+    def on_step(step: int, _ids: torch.Tensor) -> None:
+        if progress is not None:
+            progress("base tokens", 0.1 + 0.6 * step / settings.steps)
+
     lengths = [ids.shape[1]] * ids.shape[0]
-    base = model.base_tokens(text, lengths, settings, generators, ids=ids[..., 0], editable=editable)
+    base = model.base_tokens(text, lengths, settings, generators, ids=ids[..., 0], editable=editable,
+                             on_step=on_step)
+    if progress is not None:
+        progress("residual layers", 0.7)
     layers = model.residual_tokens(text, base, lengths, settings.residual_guidance,
                                    settings.residual_temperature, settings.topk, generators)
     return torch.where(editable[..., None], layers, ids)
@@ -131,7 +141,7 @@ def generate_sequence(model: MoMask, segments: Sequence[Segment], *, seed: int =
 
 
 def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *,
-               seed: int = 0, settings: GenerationSettings | None = None) -> Edited:
+               seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
     """Regenerate frames start..end (inclusive) of one motion (T, C) with the prompt, in context.
 
     The motion is cut to whole tokens (at most one model call); the tokens covering the range
@@ -150,14 +160,14 @@ def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame:
     editable = torch.zeros(ids.shape[:2], dtype=torch.bool, device=model.device)
     editable[:, first:last] = True
     text = model.encode_text([prompt])
-    filled = _fill(model, text, ids, editable, settings, _generators(model, [seed]))
+    filled = _fill(model, text, ids, editable, settings, _generators(model, [seed]), progress)
     motion = model.decode(filled, [frames], [prompt])
     unit = model.frames_per_token
     return Edited(motion, first * unit, last * unit)
 
 
 def extend(model: MoMask, features: np.ndarray, prompt: str, *, frames_before: int = 0, frames_after: int = 0,
-           seed: int = 0, settings: GenerationSettings | None = None) -> Edited:
+           seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
     """New frames before and/or after a motion (T, C), continuing from its ends.
 
     Returns a window holding the new frames and the context they continue from;
@@ -187,7 +197,8 @@ def extend(model: MoMask, features: np.ndarray, prompt: str, *, frames_before: i
         editable[:, -new:] = True
     else:
         editable[:, :new] = True
-    filled = _fill(model, model.encode_text([prompt]), ids, editable, settings, _generators(model, [seed]))
+    filled = _fill(model, model.encode_text([prompt]), ids, editable, settings, _generators(model, [seed]),
+                   progress)
     motion = model.decode(filled, [filled.shape[1] * unit], [prompt])
     span = (context.shape[1] * unit, filled.shape[1] * unit) if frames_after else (0, new * unit)
     return Edited(motion, *span)

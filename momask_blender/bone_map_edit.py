@@ -117,10 +117,6 @@ def summary(bone_map: dict[str, str], source: str = "") -> str:
     return line
 
 
-def missing_required(bone_map: dict[str, str]) -> list[str]:
-    return [j for j in REQUIRED if not bone_map.get(j)]
-
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 

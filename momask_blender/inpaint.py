@@ -396,7 +396,7 @@ def euler_near(q: np.ndarray, order: str, reference: np.ndarray) -> np.ndarray:
 
 
 def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed: int = 0,
-                 settings=None) -> np.ndarray:
+                 settings=None, progress=None) -> np.ndarray:
     """Run the model on the sampled window joints (samples, 22, 3; HumanML3D axes) and return
     the decoded window (decoded, 22, 3) placed back where the sampled window was."""
     import model_core
@@ -410,11 +410,12 @@ def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed
         features, _ = joints_to_features(joints.astype(np.float32))
         if window.kind == "RANGE":
             edited = timeline.edit_range(model, features, window.edit_start, window.edit_end - 1, prompt, seed=seed,
-                                         settings=settings)
+                                         settings=settings, progress=progress)
         else:
             new = window.edit_end - window.edit_start
             sides = {"frames_after": new} if window.kind == "AFTER" else {"frames_before": new}
-            edited = timeline.extend(model, features, prompt, seed=seed, settings=settings, **sides)
+            edited = timeline.extend(model, features, prompt, seed=seed, settings=settings, progress=progress,
+                                     **sides)
     except model_core.ModelError as err:
         raise MomaskError(str(err)) from None
     decoded = np.asarray(edited.motion.joints[0, : edited.motion.lengths[0]], np.float64)

@@ -222,7 +222,7 @@ def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     if progress is not None:
         progress("regenerating", 0.1)
     decoded = inpaint.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
-                                   settings=gen.settings())
+                                   settings=gen.settings(), progress=progress)
     model_done = time.perf_counter()
     new = inpaint.interpolate(decoded, job.window.blend_positions())
     quats, location = inpaint.pose_from_joints(job.plan, new)

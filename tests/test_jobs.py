@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from momask_blender import bone_map_edit, jobs, model_status, variations
+from momask_blender import bone_map, bone_map_edit, jobs, model_status, variations
 from momask_blender.bone_map import BoneInfo, load_preset, save_preset
 from momask_blender.errors import MomaskError
 from momask_blender.skeleton import JOINTS
@@ -274,7 +274,7 @@ def test_rows_flag_missing_and_required_joints():
     assert not by["pelvis"].missing and by["pelvis"].required
     assert by["left_hip"].missing and by["left_hip"].required
     assert by["left_wrist"].missing and not by["left_wrist"].required
-    assert bone_map_edit.missing_required({"pelvis": "Hips"}) == ["left_hip", "right_hip"]
+    assert bone_map.missing_required({"pelvis": "Hips"}) == ["left_hip", "right_hip"]
     line = bone_map_edit.summary({"pelvis": "Hips", "head": "Head"}, "stored")
     assert line.startswith("2 of 22 joints mapped (stored); missing: left_hip, right_hip")
 

@@ -131,3 +131,18 @@ def test_generation_seed_is_reproducible_across_windows(model):
     b = model.generate("walk", seconds=12, seed=9, settings=FAST).tokens
     np.testing.assert_array_equal(a, b)
     assert torch.is_tensor(torch.as_tensor(a))
+
+
+def test_range_edits_report_progress_and_can_be_cancelled(model, real_features):
+    from model_core import Cancelled
+
+    stages = []
+    edit_range(model, real_features[:196], 60, 99, "a person jumps", settings=FAST,
+               progress=lambda stage, fraction: stages.append((stage, fraction)))
+    assert [s for s, _ in stages].count("base tokens") == FAST.steps and stages[-1][0] == "residual layers"
+
+    def stop(stage, fraction):
+        raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        extend(model, real_features, "walk on", frames_after=40, settings=FAST, progress=stop)
