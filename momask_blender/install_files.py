@@ -368,11 +368,22 @@ def _install_release_tree(tmp: Path, root: Path, release: Release | None, source
             raise InstallError(f"{source}: {name}/opt.txt says name: {opt_name}; nothing installed")
     dest_dir = root / checkpoints_rel(release)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    installed = []
-    for name in release_folders(release):
-        dest = dest_dir / name
-        if dest.exists():
-            os.replace(dest, tmp / f".old-{name}")  # removed with the staging folder
-        os.replace(dataset_dir / name, dest)
-        installed.append(dest)
+    installed: list[Path] = []
+    replaced: list[tuple[Path, Path]] = []  # (destination, the previous install set aside in staging)
+    try:
+        for name in release_folders(release):
+            dest = dest_dir / name
+            if dest.exists():
+                backup = tmp / f".old-{name}"
+                os.replace(dest, backup)  # removed with the staging folder once all is in place
+                replaced.append((dest, backup))
+            os.replace(dataset_dir / name, dest)
+            installed.append(dest)
+    except OSError as err:  # put the previous install back: a failed update must not lose it
+        for dest in installed:
+            shutil.rmtree(dest, ignore_errors=True)
+        for dest, backup in replaced:
+            if backup.exists() and not dest.exists():
+                os.replace(backup, dest)
+        raise InstallError(f"installing into {dest_dir} failed ({err}); the previous files are kept") from err
     return installed

@@ -170,3 +170,30 @@ def test_clip_must_be_a_torchscript_archive(tmp_path: Path) -> None:
     bad.write_bytes(b"<html>not a model</html>")
     with pytest.raises(InstallError, match="not a TorchScript archive"):
         install_from_path(bad, tmp_path / "user")
+
+
+def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from momask_blender import install_files
+
+    ref = shared_path("reference")
+    root = tmp_path / "user"
+    install_checkpoints_folder(ref / "checkpoints", root, release=None)
+    before = tree(root)
+    moved = []
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if ".old-" not in str(dst):  # moving a new folder into place
+            moved.append(dst)
+            if len(moved) == 2:
+                raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(install_files.os, "replace", failing_replace)
+    with pytest.raises(InstallError, match="previous files are kept"):
+        install_checkpoints_folder(ref / "checkpoints", root, release=None)
+    monkeypatch.setattr(install_files.os, "replace", real_replace)
+    assert tree(root) == before
+    assert assets.all_present(assets.check_assets(root, assets.discover_release(root / PREFIX))[:-1])
