@@ -9,7 +9,6 @@ confirmation page (the one `gdown` clicks through for the official checkpoints) 
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -23,6 +22,8 @@ from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from .assets import sha256_file
 
 ProgressFn = Callable[[int, int | None], None]
 CancelFlag = Callable[[], bool] | threading.Event | None
@@ -220,13 +221,11 @@ def _verify(part: Path, url: str, size: int | None, sha256: str | None, cancel: 
 
 
 def _sha256(path: Path, cancel: CancelFlag) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            if is_cancelled(cancel):
-                raise DownloadCancelled("download cancelled")
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's SHA-256 (assets' cached, cancellable hash), a cancel surfacing as DownloadCancelled."""
+    try:
+        return sha256_file(path, cancel=lambda: is_cancelled(cancel))
+    except InterruptedError:
+        raise DownloadCancelled("download cancelled") from None
 
 
 def _http_error(url: str, exc: urllib.error.HTTPError) -> DownloadError:

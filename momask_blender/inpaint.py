@@ -268,15 +268,6 @@ def put_back(decoded: np.ndarray, aligned: np.ndarray, original: np.ndarray, con
     return decoded @ R.T + t
 
 
-def interpolate(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """x (T, ...) linearly interpolated at fractional frame positions (K,), clamped to the ends."""
-    u = np.clip(np.asarray(positions, np.float64), 0, len(x) - 1)
-    i0 = np.minimum(np.floor(u).astype(int), len(x) - 1)
-    i1 = np.minimum(i0 + 1, len(x) - 1)
-    w = (u - i0).reshape((-1,) + (1,) * (x.ndim - 1))
-    return x[i0] * (1 - w) + x[i1] * w
-
-
 # ----------------------------------------------------------------------------- blending
 
 

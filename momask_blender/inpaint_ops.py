@@ -22,6 +22,7 @@ from . import job as bake_job
 from .errors import MomaskError
 from .modal import ModalJobOperator as _JobBase
 from .properties import DEFAULTS
+from .resample import interpolate
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -224,7 +225,7 @@ def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     decoded = inpaint.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
                                    settings=gen.settings(), progress=progress)
     model_done = time.perf_counter()
-    new = inpaint.interpolate(decoded, job.window.blend_positions())
+    new = interpolate(decoded, job.window.blend_positions())
     quats, location = inpaint.pose_from_joints(job.plan, new)
     kind = job.window.kind
     blend = inpaint.blend_frames(len(job.window.keys), job.fps)

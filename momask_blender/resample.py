@@ -19,11 +19,16 @@ def resample(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
     n = frame_count(len(x), src_fps, dst_fps)
     if abs(src_fps - dst_fps) < 1e-9 or len(x) < 2:
         return x[:n].copy()
-    t = np.arange(n) * (src_fps / dst_fps)
-    i0 = np.minimum(np.floor(t + 1e-9).astype(int), len(x) - 1)
+    return interpolate(x, np.arange(n) * (src_fps / dst_fps))
+
+
+def interpolate(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """x (T, ...) linearly interpolated at fractional frame positions (K,), clamped to the ends."""
+    u = np.clip(np.asarray(positions, np.float64), 0, len(x) - 1)
+    i0 = np.minimum(np.floor(u + 1e-9).astype(int), len(x) - 1)  # 2.9999999999 is frame 3
     i1 = np.minimum(i0 + 1, len(x) - 1)
-    w = (t - i0).reshape((-1,) + (1,) * (x.ndim - 1))
-    return x[i0] * (1.0 - w) + x[i1] * w
+    w = np.clip(u - i0, 0.0, 1.0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return x[i0] * (1 - w) + x[i1] * w
 
 
 def scene_fps(fps: int, fps_base: float) -> float:

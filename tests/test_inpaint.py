@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from momask_blender import inpaint
 from momask_blender.errors import MomaskError
+from momask_blender.resample import interpolate
 from momask_blender.retarget import RetargetOptions, plan_rig, retarget
 from momask_blender.rotations import axis_angle, euler_from_matrix, quat_to_matrix, rotation_angle
 from momask_blender.skeleton import INDEX, JOINTS
@@ -189,7 +190,7 @@ def test_put_back_uses_only_context_frames():
 
 def test_interpolate_positions():
     x = np.arange(5.0)[:, None] * np.array([1.0, 2.0])
-    assert np.allclose(inpaint.interpolate(x, [0, 1.5, 4, 9]), [[0, 0], [1.5, 3], [4, 8], [4, 8]])
+    assert np.allclose(interpolate(x, [0, 1.5, 4, 9]), [[0, 0], [1.5, 3], [4, 8], [4, 8]])
 
 
 # ----------------------------------------------------------------------------- blending
