@@ -3,29 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
-JOINTS = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-)
+from model_core.settings import FPS as MODEL_FPS
+from model_core.skeleton import T2M, T2M_BONE_LENGTHS
+
+JOINTS = T2M.joint_names
 INDEX = {name: i for i, name in enumerate(JOINTS)}
-CHAINS = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21), (9, 13, 16, 18, 20))
-PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+CHAINS = T2M.kinematic_chain
+PARENTS = T2M.parents
 # The joint that gives each joint's bone its direction (the next one along its chain).
 NEXT = {0: 3, 3: 6, 6: 9, 9: 12, 12: 15, 1: 4, 4: 7, 7: 10, 2: 5, 5: 8, 8: 11,
         13: 16, 16: 18, 18: 20, 14: 17, 17: 19, 19: 21}
-FPS = 20.0
+FPS = float(MODEL_FPS)
 
 # Joints a rig needs for a meaningful bake: the pelvis and at least the upper legs.
 REQUIRED = ("pelvis", "left_hip", "right_hip")
 
-# The uniform skeleton every HumanML3D motion was retargeted to, as bone lengths in metres
-# (measured from its offsets), and a T-pose built from them: Y up, facing +Z, left is +X.
-_LENGTHS = {
-    1: 0.103, 2: 0.110, 3: 0.132, 4: 0.394, 5: 0.390, 6: 0.143, 7: 0.432, 8: 0.426, 9: 0.057,
-    10: 0.143, 11: 0.149, 12: 0.219, 13: 0.138, 14: 0.143, 15: 0.103, 16: 0.132, 17: 0.123,
-    18: 0.257, 19: 0.263, 20: 0.266, 21: 0.270,
-}
+# The uniform skeleton every HumanML3D motion was retargeted to (its bone lengths, in metres) and
+# a T-pose built from them: Y up, facing +Z, left is +X.
+_LENGTHS = {j: float(T2M_BONE_LENGTHS[j]) for j in range(1, T2M.joints_num)}
 _T_DIRECTIONS = {
     1: (1, 0, 0), 2: (-1, 0, 0), 3: (0, 1, 0), 4: (0, -1, 0), 5: (0, -1, 0), 6: (0, 1, 0),
     7: (0, -1, 0), 8: (0, -1, 0), 9: (0, 1, 0), 10: (0, 0, 1), 11: (0, 0, 1), 12: (0, 1, 0),
