@@ -23,6 +23,7 @@ from pathlib import Path
 from model_core.cli import add_generation_flags
 
 from .errors import MomaskError
+from .skeleton import FPS
 
 RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
 
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> dict:
         from .bvh_export import write_bvh
 
         t = time.perf_counter()
-        write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else 20.0)
+        write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)
         timings["export_bvh_s"] = time.perf_counter() - t
     t = time.perf_counter()
     out = Path(args.out).expanduser().resolve()
@@ -227,7 +228,7 @@ def _long(bpy, args) -> dict:
     if args.export_bvh:
         from .bvh_export import write_bvh
 
-        write_bvh(args.export_bvh, job.joints[0], 20.0)
+        write_bvh(args.export_bvh, job.joints[0], FPS)
     return info
 
 

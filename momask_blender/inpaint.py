@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.settings import MAX_FRAMES
+
 from .errors import MomaskError
 from .retarget import RigPlan, _mover_location, joints_from_pose, local_rotations, solve_rotations
 from .rotations import continuous_quats, matrix_to_quat, normalize
 from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
 
 TOKEN = 4                 # model frames per token
-MAX_WINDOW = 196          # model frames one call sees (9.8 s)
+MAX_WINDOW = MAX_FRAMES   # model frames one call sees (9.8 s)
 MAX_EXTEND_SECONDS = (MAX_WINDOW - TOKEN) / FPS  # an extension keeps at least one token of context
 BLEND_SECONDS = 0.4       # border blend length (clamped to a third of the range)
 MIN_BLEND_FRAMES = 3

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from model_core.settings import EDIT_RESIDUAL_GUIDANCE
+from model_core.settings import EDIT_RESIDUAL_GUIDANCE, FPS
 
 from . import inpaint, preferences
 from . import job as bake_job
@@ -427,7 +427,7 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
             segments = parse_sequence(text)
         except model_core.ModelError as err:
             raise MomaskError(str(err)) from None
-        total = sum(s.frames for s in segments) / 20.0
+        total = sum(s.frames for s in segments) / FPS
         if total > MAX_LONG_SECONDS:
             raise MomaskError(f"the sequence lasts {total:g} s, more than the {MAX_LONG_SECONDS:g} s maximum")
         return segments
@@ -435,8 +435,9 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
     def job_prepare(self, context):
         segments = self._segments(context)
         title = " / ".join(dict.fromkeys(s.prompt for s in segments))
+        seconds = sum(s.frames for s in segments) / FPS
         job = bake_job.prepare(context, _active_armature(context), prompt=title,
-                               generation=self.generation(context, title, sum(s.frames for s in segments) / 20.0),
+                               generation=self.generation(context, title, seconds),
                                source_path="", root_motion=self.root_motion, foot_lock=self.foot_lock)
         return job, segments
 
@@ -458,7 +459,7 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
         joints = np.asarray(motion.joints[0, : motion.lengths[0]], np.float64)
         if not np.isfinite(joints).all():
             raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
-        job.source, job.source_fps, job.seams = joints, float(model_core.FPS), list(motion.seams)
+        job.source, job.source_fps, job.seams = joints, float(FPS), list(motion.seams)
         bake_job.compute(job)
         job.timings.update(load_model_s=loaded - started, generate_s=time.perf_counter() - loaded)
         return job

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import bpy
 
+from model_core.settings import MAX_LONG_SECONDS
+
 from . import inpaint
 
 
 class MOMASK_PG_sequence_row(bpy.types.PropertyGroup):
     prompt: bpy.props.StringProperty(name="Prompt", description="What happens in this part")
-    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.2, max=600.0,
+    seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.2, max=MAX_LONG_SECONDS,
                                      description="How long this part lasts")
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.skeleton import T2M
+
 from .errors import MomaskError
 from .skeleton import FPS, JOINTS, check_joints, from_blender
 
-FEATURES = 263  # HumanML3D features per frame for the 22-joint skeleton
+FEATURES = T2M.feature_dim  # HumanML3D features per frame for the 22-joint skeleton
 
 
 def load_npy(path: str | Path) -> tuple[np.ndarray, float]:
