@@ -169,6 +169,11 @@ class MoMask:
             module.to(self.device)
         return self
 
+    def generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
+        """One random stream per sample, on the model's device: a sample's result never depends on
+        what else is in its batch."""
+        return [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+
     @property
     def feature_dim(self) -> int:
         return self.folders.feature_dim
@@ -317,11 +322,10 @@ class MoMask:
         if not isinstance(variations, int) or variations < 1:
             raise ModelError(f"variations must be a positive whole number, got {variations!r}")
         batch = [p for p in prompts for _ in range(variations)]
-        seeds = [seed + k for _ in prompts for k in range(variations)]
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         per_prompt = _per_prompt_frames(seconds, frames, len(prompts))
         if per_prompt is not None and max(per_prompt) > MAX_FRAMES:
             return self._generate_long(prompts, per_prompt, seed, variations, settings, progress)
+        generators = self.generators([seed + k for _ in prompts for k in range(variations)])
 
         _report(progress, "text", 0.0)
         features = self.encode_text(batch)
@@ -385,7 +389,7 @@ class MoMask:
             raise ModelError("the edit mask selects no token: nothing to regenerate")
         if (base < 0).any() or (base >= self.mask_model.config.num_tokens).any():
             raise ModelError("token ids out of range for this model")
-        generators = [torch.Generator(device=self.device).manual_seed(seed) for _ in prompts]
+        generators = self.generators([seed] * len(prompts))
         lengths = [base.shape[1]] * len(prompts)
         _report(progress, "text", 0.0)
         features = self.encode_text(prompts)

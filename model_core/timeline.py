@@ -65,10 +65,6 @@ def parse_sequence(text: str) -> list[Segment]:
     return segments
 
 
-def _generators(model: MoMask, seeds: Sequence[int]) -> list[torch.Generator]:
-    return [torch.Generator(device=model.device).manual_seed(int(s)) for s in seeds]
-
-
 def _fill(model: MoMask, text: torch.Tensor, ids: torch.Tensor, editable: torch.Tensor,
           settings: GenerationSettings, generators: list[torch.Generator],
           progress: Progress | None = None) -> torch.Tensor:
@@ -107,7 +103,7 @@ def generate_sequence(model: MoMask, segments: Sequence[Segment], *, seed: int =
     bounds = np.cumsum([0] + [s.frames for s in segments]) // unit
     if bounds[-1] < 1 or any(b1 <= b0 for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True)):
         raise ModelError(f"every segment must last at least {unit} frames ({unit / FPS:.1f} s)")
-    generators = _generators(model, [seed + k for k in range(variations)])
+    generators = model.generators([seed + k for k in range(variations)])
     texts = {p: model.encode_text([p] * variations) for p in dict.fromkeys(s.prompt for s in segments)}
     ids: torch.Tensor | None = None
     done, seams = 0, []
@@ -160,7 +156,7 @@ def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame:
     editable = torch.zeros(ids.shape[:2], dtype=torch.bool, device=model.device)
     editable[:, first:last] = True
     text = model.encode_text([prompt])
-    filled = _fill(model, text, ids, editable, settings, _generators(model, [seed]), progress)
+    filled = _fill(model, text, ids, editable, settings, model.generators([seed]), progress)
     motion = model.decode(filled, [frames], [prompt])
     unit = model.frames_per_token
     return Edited(motion, first * unit, last * unit)
@@ -197,7 +193,7 @@ def extend(model: MoMask, features: np.ndarray, prompt: str, *, frames_before: i
         editable[:, -new:] = True
     else:
         editable[:, :new] = True
-    filled = _fill(model, model.encode_text([prompt]), ids, editable, settings, _generators(model, [seed]),
+    filled = _fill(model, model.encode_text([prompt]), ids, editable, settings, model.generators([seed]),
                    progress)
     motion = model.decode(filled, [filled.shape[1] * unit], [prompt])
     span = (context.shape[1] * unit, filled.shape[1] * unit) if frames_after else (0, new * unit)

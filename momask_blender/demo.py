@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.settings import GenerationSettings
+
 from .errors import MomaskError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--seconds", type=float, default=6.0, help="length of the motion (0: the model's guess)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=18, help="remask steps (the official default: 18)")
+    p.add_argument("--steps", type=int, default=GenerationSettings().steps, help="remask steps (official default)")
     p.add_argument("--source", help="bake this motion (.bvh or HumanML3D .npy) instead of generating")
     p.add_argument("--rig", help="a character file to use instead of the metarig (.glb .fbx .blend .vrm ...)")
     p.add_argument("--checkpoints", help="the checkpoint folder (overrides the search)")
