@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.quaternion import qmul
 from model_core.settings import MAX_FRAMES
 
 from .errors import MomaskError
@@ -365,15 +366,8 @@ def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
         q = np.zeros(e.shape[:-1] + (4,))
         q[..., 0] = np.cos(h)
         q[..., 1 + i] = np.sin(h)
-        out = _qmul(q, out)
+        out = qmul(q, out)
     return out
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = np.moveaxis(a, -1, 0)
-    w2, x2, y2, z2 = np.moveaxis(b, -1, 0)
-    return np.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], -1)
 
 
 def euler_near(q: np.ndarray, order: str, reference: np.ndarray) -> np.ndarray:

@@ -37,20 +37,13 @@ last_error = ""
 
 def channelbag(obj):
     """(action, F-curve collection) of the armature's current action, or a MomaskError."""
-    from .keyframes import _slotted
+    from .keyframes import slot_fcurves
 
     anim = obj.animation_data
     action = anim.action if anim else None
     if action is None:
         raise MomaskError(f"armature '{obj.name}' has no animation: bake or key one first (Generate)")
-    if _slotted():
-        from bpy_extras import anim_utils
-
-        slot = anim.action_slot
-        bag = anim_utils.action_get_channelbag_for_slot(action, slot) if slot else None
-        fcurves = bag.fcurves if bag else []
-    else:
-        fcurves = action.fcurves
+    fcurves = slot_fcurves(obj, action)
     if not len(fcurves) or not any(len(fc.keyframe_points) for fc in fcurves):
         raise MomaskError(f"the action '{action.name}' of '{obj.name}' has no keyframes: nothing to edit")
     return action, fcurves

@@ -108,18 +108,22 @@ def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=Non
     return action
 
 
+def slot_fcurves(obj, action):
+    """The F-curve collection `obj` reads from `action` (its slot's channelbag on 4.4+), or an
+    empty tuple when the slot has none."""
+    if not _slotted():
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    slot = obj.animation_data.action_slot if obj.animation_data else None
+    bag = anim_utils.action_get_channelbag_for_slot(action, slot) if slot else None
+    return bag.fcurves if bag else ()
+
+
 def _location_curves(obj, action, bone: str) -> list[tuple[int, np.ndarray]]:
     path = f'pose.bones["{_escape(bone)}"].location'
-    if _slotted():
-        from bpy_extras import anim_utils
-
-        slot = obj.animation_data.action_slot if obj.animation_data else None
-        bag = anim_utils.action_get_channelbag_for_slot(action, slot) if slot else None
-        curves = list(bag.fcurves) if bag else []
-    else:
-        curves = list(action.fcurves)
     out = []
-    for fc in curves:
+    for fc in slot_fcurves(obj, action):
         if fc.data_path == path:
             co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
             fc.keyframe_points.foreach_get("co", co)
