@@ -47,6 +47,44 @@ def _median_time(fn, repeats: int) -> float:
     return round(statistics.median(times), 4)
 
 
+def _transformer_weights(model) -> list[tuple]:
+    """(weight, bias) of every matrix product in a transformer's encoder layers and output head."""
+    pairs = []
+    for layer in model.seqTransEncoder.layers:
+        attention = layer.self_attn
+        pairs += [(attention.in_proj_weight, attention.in_proj_bias),
+                  (attention.out_proj.weight, attention.out_proj.bias),
+                  (layer.linear1.weight, layer.linear1.bias), (layer.linear2.weight, layer.linear2.bias)]
+    head = model.output_process
+    return pairs + [(head.dense.weight, head.dense.bias), (head.poseFinal.weight, head.poseFinal.bias)]
+
+
+def matmul_floor(model, batch: int, tokens: int, steps: int):
+    """A callable doing only the generation's dense matrix products, in fp32 at the model's sizes.
+
+    Guided passes stack the text and no-text rows (x2); the masked transformer sees the text
+    token plus `tokens` positions for `steps` passes, the residual one two prefix tokens plus
+    `tokens` for each residual layer. Whatever a generation takes beyond this is overhead.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    passes = [(model.mask_model, 1, steps), (model.residual_model, 2, model.rvq.config.num_quantizers - 1)]
+    work = []
+    for net, prefix, count in passes:
+        rows = 2 * batch * (tokens + prefix)
+        inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w, _ in _transformer_weights(net)}
+        work += [(inputs, _transformer_weights(net))] * count
+
+    def run() -> None:
+        with torch.no_grad():
+            for inputs, pairs in work:
+                for weight, bias in pairs:
+                    F.linear(inputs[weight.shape[1]], weight, bias)
+
+    return run
+
+
 def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -> dict:
     """Run inside the child process: load, then time every case."""
     import torch
@@ -69,6 +107,13 @@ def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -
                                        max(1, repeats // 2)),
         "gen_1x48_10_s": _median_time(lambda: model.generate(PROMPT, frames=48, settings=ten), repeats),
     }
+    unit = model.frames_per_token
+    if not fast:  # the fp32 floor: the fast path's int8 layers have no fp32 weights to time
+        result.update({
+            "floor_1x196_10_s": _median_time(matmul_floor(model, 1, 196 // unit, 10), repeats),
+            "floor_8x196_10_s": _median_time(matmul_floor(model, 8, 196 // unit, 10), max(1, repeats // 2)),
+            "floor_1x48_10_s": _median_time(matmul_floor(model, 1, 48 // unit, 10), repeats),
+        })
     source = model.generate(PROMPT, frames=196, settings=ten, seed=1)
     ids = model.encode(source.features[:, :196])
     mask = torch.zeros(ids.shape[:2], dtype=torch.bool)
