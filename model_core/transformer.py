@@ -138,14 +138,19 @@ class _Backbone(nn.Module):
         self.output_process = _OutputHead(c.latent_dim, head_dim)
 
     def _run(self, prefix: list[torch.Tensor], x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
-        """Encode [prefix tokens, x + positions]; return the head's output at x's positions."""
+        """Encode [prefix tokens, x + positions]; return the head's output at x's positions.
+
+        The prefix batch may be a multiple of x's (guided passes share their inputs): x is
+        projected once and repeated, not projected once per condition.
+        """
         n = x.shape[1]
         if n > MAX_POSITIONS:
             raise ModelError(f"sequence of {n} tokens is longer than the {MAX_POSITIONS} positions the model has")
+        repeat = prefix[0].shape[0] // x.shape[0]
         x = self.input_process.poseEmbedding(x) + self.position_enc.pe[:n, 0]
-        seq = torch.cat([*prefix, x], dim=1)
+        seq = torch.cat([*prefix, x.repeat(repeat, 1, 1) if repeat > 1 else x], dim=1)
         if padding is not None:
-            padding = F.pad(padding, (len(prefix), 0), value=False)
+            padding = F.pad(padding.repeat(repeat, 1), (len(prefix), 0), value=False)
         out = self.seqTransEncoder(seq, padding)[:, len(prefix):]
         return self.output_process(out)
 
@@ -182,11 +187,7 @@ class MaskTransformer(_Backbone):
         """ids (B, N), text features (B, clip_dim), padding (B, N) → logits (B, N, K).
 
         The batch of `cond` may be a multiple of the batch of ids (guided passes share ids)."""
-        repeat = cond.shape[0] // ids.shape[0]
-        x = self.token_emb(ids).repeat(repeat, 1, 1)
-        if padding is not None:
-            padding = padding.repeat(repeat, 1)
-        return self._run([self.cond_emb(cond)[:, None]], x, padding)
+        return self._run([self.cond_emb(cond)[:, None]], self.token_emb(ids), padding)
 
 
 class ResidualTransformer(_Backbone):
@@ -224,13 +225,9 @@ class ResidualTransformer(_Backbone):
     def forward(self, history: torch.Tensor, layer: int, cond: torch.Tensor,
                 padding: torch.Tensor | None) -> torch.Tensor:
         """history (B, N, D) for residual layer `layer` (1..Q-1) → logits (B, N, K+1)."""
-        repeat = cond.shape[0] // history.shape[0]
-        x = history.repeat(repeat, 1, 1)
-        if padding is not None:
-            padding = padding.repeat(repeat, 1)
         onehot = F.one_hot(torch.tensor(layer, device=cond.device), self.config.num_quantizers).to(cond.dtype)
         quant = self.quant_emb(onehot).expand(cond.shape[0], 1, -1)
-        hidden = self._run([self.cond_emb(cond)[:, None], quant], x, padding)   # (B, N, D)
+        hidden = self._run([self.cond_emb(cond)[:, None], quant], history, padding)   # (B, N, D)
         weight, bias = self._output_projection()
         logits = hidden @ weight[layer - 1].t()                                  # (B, N, K+1)
         if bias is not None:
