@@ -60,7 +60,8 @@ def _transformer_weights(model) -> list[tuple]:
 
 
 def matmul_floor(model, batch: int, tokens: int, steps: int):
-    """A callable doing only the generation's dense matrix products, in fp32 at the model's sizes.
+    """A callable doing only the transformers' encoder and head matrix products (the bulk of a
+    generation's arithmetic), in fp32 at the model's sizes and on its device.
 
     Guided passes stack the text and no-text rows (x2); the masked transformer sees the text
     token plus `tokens` positions for `steps` passes, the residual one two prefix tokens plus
@@ -73,14 +74,17 @@ def matmul_floor(model, batch: int, tokens: int, steps: int):
     work = []
     for net, prefix, count in passes:
         rows = 2 * batch * (tokens + prefix)
-        inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w, _ in _transformer_weights(net)}
-        work += [(inputs, _transformer_weights(net))] * count
+        pairs = _transformer_weights(net)
+        inputs = {w.shape[1]: torch.randn(rows, w.shape[1], device=w.device) for w, _ in pairs}
+        work += [(inputs, pairs)] * count
 
     def run() -> None:
         with torch.no_grad():
             for inputs, pairs in work:
                 for weight, bias in pairs:
                     F.linear(inputs[weight.shape[1]], weight, bias)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()  # kernels run asynchronously: time them, not their launch
 
     return run
 
@@ -100,7 +104,7 @@ def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -
     result = {
         "load_s": round(load_s, 4),
         "rss_after_load_mb": round(rss_after_load, 1),
-        "text_s": _median_time(lambda: model.encode_text([PROMPT]), repeats),
+        "text_s": _median_time(lambda: model.encode_text([PROMPT]).cpu(), repeats),  # .cpu(): wait for CUDA
         "gen_1x196_10_s": _median_time(lambda: model.generate(PROMPT, frames=196, settings=ten), repeats),
         "gen_1x196_18_s": _median_time(lambda: model.generate(PROMPT, frames=196, settings=eighteen), repeats),
         "gen_8x196_10_s": _median_time(lambda: model.generate([PROMPT] * 8, frames=196, settings=ten),
