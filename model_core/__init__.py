@@ -3,8 +3,9 @@
 Importing the package needs NumPy only; the model classes (which need PyTorch) load on first use,
 so an application can show settings and say what is missing before PyTorch is installed.
 """
-from . import motion, skeleton
+from . import motion
 from .errors import ModelError
+from .motion import skeleton
 from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
 _NEED_TORCH = ("Cancelled", "MoMask", "Motion")
@@ -15,7 +16,7 @@ __all__ = ["FPS", "MAX_FRAMES", "MAX_LONG_SECONDS", "GenerationSettings", "Model
 
 def __getattr__(name: str):
     if name in _NEED_TORCH:
-        from . import pipeline
+        from .generation import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'model_core' has no attribute {name!r}")

@@ -44,8 +44,8 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
 
 def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from .pipeline import MoMask
-    from .timeline import generate_sequence, parse_sequence
+    from .generation.pipeline import MoMask
+    from .generation.timeline import generate_sequence, parse_sequence
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")

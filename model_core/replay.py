@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from . import motion as motion_repr
-from . import skeleton
 from .errors import ModelError
-from .pipeline import GenerationSettings, MoMask
-from .sampling import lengths_to_padding
-from .tokenizer import tokenize
-from .transformer import guided
+from .generation.pipeline import GenerationSettings, MoMask
+from .generation.sampling import lengths_to_padding
+from .motion import skeleton
+from .networks.transformer import guided
+from .text.tokenizer import tokenize
 
 INPUTS = ("prompts", "vq_input", "mt_ids", "mt_lens", "gen_lens_tokens", "edit_mask")
 FEET_THRESHOLD = 0.002

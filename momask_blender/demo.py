@@ -169,10 +169,10 @@ def make_random_weights(cache: Path | None = None, seed: int = 0) -> Weights:
     """
     import torch
 
-    from model_core.clip_text import ClipTextConfig, ClipTextEncoder
-    from model_core.length_estimator import LengthEstimator
-    from model_core.rvq import RVQVAE, RVQConfig
-    from model_core.transformer import MaskTransformer, ResidualTransformer, TransformerConfig
+    from model_core.networks.length_estimator import LengthEstimator
+    from model_core.networks.rvq import RVQVAE, RVQConfig
+    from model_core.networks.transformer import MaskTransformer, ResidualTransformer, TransformerConfig
+    from model_core.text.clip import ClipTextConfig, ClipTextEncoder
 
     cache = Path(cache) if cache is not None else RANDOM_CACHE
     done = cache / ".complete"

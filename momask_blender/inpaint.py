@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_core.quaternion import qmul
+from model_core.motion.quaternion import qmul
 from model_core.settings import MAX_FRAMES
 
 from .errors import MomaskError
@@ -387,7 +387,7 @@ def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed
     """Run the model on the sampled window joints (samples, 22, 3; HumanML3D axes) and return
     the decoded window (decoded, 22, 3) placed back where the sampled window was."""
     import model_core
-    from model_core import timeline
+    from model_core.generation import timeline
     from model_core.motion import joints_to_features
 
     joints = np.asarray(joints, np.float64)

@@ -400,7 +400,7 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
 
     def _segments(self, context):
         import model_core
-        from model_core.timeline import MAX_LONG_SECONDS, parse_sequence
+        from model_core.generation.timeline import MAX_LONG_SECONDS, parse_sequence
 
         try:
             if self.use_scene_rows:
@@ -436,7 +436,7 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
 
     def job_compute(self, data, progress):
         import model_core
-        from model_core.timeline import generate_sequence
+        from model_core.generation.timeline import generate_sequence
 
         from .model_cache import get_model
 

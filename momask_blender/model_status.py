@@ -51,8 +51,8 @@ def checkpoints(path: str) -> Status:
         return Status(False, f"Missing {len(missing)} of {len(statuses)} files: {', '.join(missing[:2])}{more}",
                       missing)
     try:  # the loader's own search must agree (e.g. several transformers need a choice)
+        from model_core.checkpoints.layout import find_models
         from model_core.errors import ModelError
-        from model_core.layout import find_models
 
         find_models(folder)
     except ModelError as err:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_core.motion.skeleton import T2M, T2M_BONE_LENGTHS
 from model_core.settings import FPS as MODEL_FPS
-from model_core.skeleton import T2M, T2M_BONE_LENGTHS
 
 JOINTS = T2M.joint_names
 INDEX = {name: i for i, name in enumerate(JOINTS)}

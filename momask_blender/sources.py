@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.skeleton import T2M
+from model_core.motion.skeleton import T2M
 
 from .errors import MomaskError
 from .skeleton import FPS, JOINTS, check_joints, from_blender

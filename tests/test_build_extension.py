@@ -132,7 +132,7 @@ INSTALL_SCRIPT = textwrap.dedent("""
     out["model_core"] = model_core.__file__
     if reference != "-":
         import numpy as np
-        from model_core.pipeline import GenerationSettings, MoMask
+        from model_core.generation.pipeline import GenerationSettings, MoMask
         model = MoMask.load(os.path.join(reference, "checkpoints"), os.path.join(reference, "clip", "ViT-B-32.pt"))
         motion = model.generate("a person walks forward", frames=40, seed=1,
                                 settings=GenerationSettings(steps=2))

@@ -16,9 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_core.clip_text import ClipTextConfig, ClipTextEncoder, is_text_key, load_clip_text
-from model_core.tokenizer import EOT_TOKEN, SOT_TOKEN, ClipTokenizer, default_vocab_path, tokenize
-from model_core.torchscript_reader import (
+from model_core.text.clip import ClipTextConfig, ClipTextEncoder, is_text_key, load_clip_text
+from model_core.text.tokenizer import EOT_TOKEN, SOT_TOKEN, ClipTokenizer, default_vocab_path, tokenize
+from model_core.text.torchscript import (
     TorchScriptArchive,
     is_torchscript_archive,
     read_torchscript_state_dict,
@@ -102,8 +102,8 @@ def test_model_core_imports_without_blender_or_vision_packages():
                     raise ImportError(f"blocked {name}")
                 return None
         sys.meta_path.insert(0, Blocker())
-        import model_core, model_core.tokenizer, model_core.torchscript_reader, model_core.clip_text
-        from model_core.tokenizer import tokenize
+        import model_core, model_core.text.tokenizer, model_core.text.torchscript, model_core.text.clip
+        from model_core.text.tokenizer import tokenize
         assert tokenize("a person walks").shape == (1, 77)
         assert not asked, asked
         assert "clip" not in sys.modules

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from model_core import GenerationSettings, ModelError, MoMask
-from model_core.clip_text import ClipTextConfig, ClipTextEncoder
-from model_core.length_estimator import LengthEstimator
-from model_core.pipeline import MAX_FRAMES, frames_to_tokens, seconds_to_frames
-from model_core.rvq import RVQVAE, RVQConfig
-from model_core.transformer import MaskTransformer, ResidualTransformer, TransformerConfig
+from model_core.generation.pipeline import MAX_FRAMES, frames_to_tokens, seconds_to_frames
+from model_core.networks.length_estimator import LengthEstimator
+from model_core.networks.rvq import RVQVAE, RVQConfig
+from model_core.networks.transformer import MaskTransformer, ResidualTransformer, TransformerConfig
+from model_core.text.clip import ClipTextConfig, ClipTextEncoder
 
 FAST = GenerationSettings(steps=2)
 BANNER, END = "------------ Options -------------", "-------------- End ----------------"

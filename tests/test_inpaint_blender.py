@@ -172,7 +172,7 @@ def test_extend_continues_the_animation(side, baked, model_paths):
 
 
 def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
-    from model_core.timeline import seam_speeds
+    from model_core.generation.timeline import seam_speeds
     from momask_blender import inpaint_ops
 
     obj = open_baked(baked[RIGS[0]])

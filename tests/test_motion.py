@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_core.motion import feature_dim, feature_layout, joints_to_features, recover_from_ric
-from model_core.quaternion import (
+from model_core.motion.quaternion import (
     cont6d_to_matrix,
     qbetween,
     qinv,
@@ -17,7 +17,7 @@ from model_core.quaternion import (
     quaternion_to_matrix,
     yaw_facing_z,
 )
-from model_core.skeleton import (
+from model_core.motion.skeleton import (
     KIT,
     T2M,
     T2M_BONE_LENGTHS,
@@ -275,7 +275,7 @@ def test_single_frame_and_degenerate_skeletons_are_rejected():
 
 def test_gaussian_smooth_equals_scipys_nearest_mode_filter():
     scipy_ndimage = pytest.importorskip("scipy.ndimage")
-    from model_core.skeleton import gaussian_smooth
+    from model_core.motion.skeleton import gaussian_smooth
 
     rng = np.random.default_rng(0)
     for frames in (1, 5, 81, 300):

@@ -1,4 +1,4 @@
-"""Long motions, prompt sequences, range edits and extensions (model_core.timeline)."""
+"""Long motions, prompt sequences, range edits and extensions (model_core.generation.timeline)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from model_core import GenerationSettings, ModelError, MoMask
-from model_core.motion import recover_from_ric
-from model_core.timeline import (
+from model_core.generation.timeline import (
     Segment,
     edit_range,
     extend,
@@ -17,6 +16,7 @@ from model_core.timeline import (
     seam_speeds,
     token_span,
 )
+from model_core.motion import recover_from_ric
 from tests.conftest import shared_path
 
 FAST = GenerationSettings(steps=6)

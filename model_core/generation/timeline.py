@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ModelError
-from .pipeline import MoMask, Motion, Progress, _check_prompts
-from .settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from ..errors import ModelError
+from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from .model import TokenModel
+from .requests import Motion, Progress, check_prompts
 
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
 
@@ -65,7 +66,7 @@ def parse_sequence(text: str) -> list[Segment]:
     return segments
 
 
-def _fill(model: MoMask, text: torch.Tensor, ids: torch.Tensor, editable: torch.Tensor,
+def _fill(model: TokenModel, text: torch.Tensor, ids: torch.Tensor, editable: torch.Tensor,
           settings: GenerationSettings, generators: list[torch.Generator],
           progress: Progress | None = None) -> torch.Tensor:
     """Regenerate the editable tokens of ids (B, N, Q) in context; other positions keep every layer.
@@ -85,7 +86,7 @@ def _fill(model: MoMask, text: torch.Tensor, ids: torch.Tensor, editable: torch.
     return torch.where(editable[..., None], layers, ids)
 
 
-def generate_sequence(model: MoMask, segments: Sequence[Segment], *, seed: int = 0, variations: int = 1,
+def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: int = 0, variations: int = 1,
                       settings: GenerationSettings | None = None, context_frames: int = CONTEXT_FRAMES,
                       progress: Progress | None = None) -> Motion:
     """One continuous motion per variation following each segment's prompt in turn, any length."""
@@ -95,7 +96,7 @@ def generate_sequence(model: MoMask, segments: Sequence[Segment], *, seed: int =
     window = MAX_FRAMES // unit
     context = max(1, min(context_frames // unit, window // 2))
     segments = list(segments)
-    _check_prompts([s.prompt for s in segments])
+    check_prompts([s.prompt for s in segments])
     total = sum(s.frames for s in segments)
     if total > MAX_LONG_SECONDS * FPS:
         raise ModelError(f"{total / FPS:.1f} s is longer than the {MAX_LONG_SECONDS:.0f} s one generation makes")
@@ -136,7 +137,7 @@ def generate_sequence(model: MoMask, segments: Sequence[Segment], *, seed: int =
     return motion
 
 
-def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *,
+def edit_range(model: TokenModel, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *,
                seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
     """Regenerate frames start..end (inclusive) of one motion (T, C) with the prompt, in context.
 
@@ -162,7 +163,7 @@ def edit_range(model: MoMask, features: np.ndarray, start_frame: int, end_frame:
     return Edited(motion, first * unit, last * unit)
 
 
-def extend(model: MoMask, features: np.ndarray, prompt: str, *, frames_before: int = 0, frames_after: int = 0,
+def extend(model: TokenModel, features: np.ndarray, prompt: str, *, frames_before: int = 0, frames_after: int = 0,
            seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
     """New frames before and/or after a motion (T, C), continuing from its ends.
 
@@ -220,7 +221,7 @@ def join_extension(original: np.ndarray, result: Edited, blend: int = 8) -> np.n
     return np.concatenate([window[: result.frame_end], faded, original[blend:]])
 
 
-def _one_motion(model: MoMask, features: np.ndarray, limit: int | None = MAX_FRAMES) -> np.ndarray:
+def _one_motion(model: TokenModel, features: np.ndarray, limit: int | None = MAX_FRAMES) -> np.ndarray:
     features = np.asarray(features, dtype=np.float32)
     if features.ndim == 3 and features.shape[0] == 1:
         features = features[0]

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.options import require
+from ..errors import ModelError
 from . import layers
-from .errors import ModelError
-from .options import require
 
 TRAINING_DEFAULT_HEADS = 6  # the residual trainer's default when opt.txt has no n_heads line
 MAX_POSITIONS = 5000        # length of the stored positional-encoding table

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .quaternion import qinv, qmul, qrot, quaternion_to_cont6d, yaw_facing_z
 from .skeleton import (
     T2M,

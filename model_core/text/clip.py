@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import layers
-from .errors import ModelError
+from ..errors import ModelError
+from ..networks import layers
 from .tokenizer import ClipTokenizer
-from .torchscript_reader import TorchScriptArchive, is_torchscript_archive
+from .torchscript import TorchScriptArchive, is_torchscript_archive
 
 # Keys of a full CLIP checkpoint that the text tower does not use.
 _IGNORED_KEYS = frozenset({"logit_scale", "input_resolution", "context_length", "vocab_size"})

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelError
+from ..errors import ModelError
 
 
 def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 from .options import read_options
 
 DATASETS = {"t2m": (263, 22), "kit": (251, 21)}  # feature width, joints

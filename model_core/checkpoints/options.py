@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 _BANNERS = ("------------ Options -------------", "-------------- End ----------------")
 _FLOAT = re.compile(r"^[-+]?[0-9]+\.[0-9]+$")

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.options import require
+from ..errors import ModelError
 from . import layers
-from .errors import ModelError
-from .options import require
 
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .quaternion import qbetween, qinv, qmul, qrot, yaw_facing_z
 
 # The official IK smooths the facing direction over time with this Gaussian (frames).

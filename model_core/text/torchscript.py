@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .errors import ModelError
+from ..errors import ModelError
 
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
     "HalfStorage": torch.float16,

@@ -21,7 +21,7 @@ import ftfy
 import regex
 import torch
 
-from .errors import ModelError
+from ..errors import ModelError
 
 SOT_TOKEN = 49406
 EOT_TOKEN = 49407

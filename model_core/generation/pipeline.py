@@ -1,0 +1,122 @@
+"""MoMask: text → motion, and a motion with a range regenerated, for any length and batch.
+
+The request-level calls on top of the networks' single passes (`model.TokenModel`): lengths
+from seconds, frames or the length estimator, variations with their own seeds, motions past one
+model call made window by window (`timeline`). Every call takes its own seed (a
+`torch.Generator` per sample, never global RNG state), so the same prompt, seed and settings give
+the same motion whatever else is in the batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
+from .model import TokenModel
+from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
+    Cancelled,
+    Motion,
+    Progress,
+    check_prompts,
+    frames_to_tokens,
+    per_prompt_frames,
+    report,
+    seconds_to_frames,
+    stack_motions,
+)
+from .timeline import Segment, generate_sequence
+
+
+class MoMask(TokenModel):
+    """The loaded models and what can be done with them."""
+
+    # ----------------------------------------------------------------------------- high level
+
+    def generate(self, prompts: Sequence[str] | str, seconds: float | Sequence[float] | None = None, *,
+                 frames: int | Sequence[int] | None = None, seed: int = 0, variations: int = 1,
+                 settings: GenerationSettings | None = None, progress: Progress | None = None) -> Motion:
+        """Motions for each prompt × variation; variation k of any prompt uses seed + k.
+
+        Length: `frames` or `seconds` (one value or one per prompt); with neither, the length
+        estimator samples it, as the official code does.
+        """
+        settings = settings or GenerationSettings()
+        settings.validate()
+        prompts = check_prompts(prompts)
+        if not isinstance(variations, int) or variations < 1:
+            raise ModelError(f"variations must be a positive whole number, got {variations!r}")
+        batch = [p for p in prompts for _ in range(variations)]
+        per_prompt = per_prompt_frames(seconds, frames, len(prompts))
+        if per_prompt is not None and max(per_prompt) > MAX_FRAMES:
+            return self._generate_long(prompts, per_prompt, seed, variations, settings, progress)
+        generators = self.generators([seed + k for _ in prompts for k in range(variations)])
+
+        report(progress, "text", 0.0)
+        features = self.encode_text(batch)
+        if per_prompt is None:
+            report(progress, "length", 0.05)
+            token_lengths = self.estimate_tokens(features, generators)
+        else:
+            token_lengths = [frames_to_tokens(f, self.frames_per_token) for f in per_prompt for _ in range(variations)]
+
+        return self._tokens_to_motion(features, token_lengths, settings, generators, batch, progress)
+
+    def _tokens_to_motion(self, text_features: torch.Tensor, token_lengths: list[int], settings: GenerationSettings,
+                          generators: list[torch.Generator], prompts: list[str], progress: Progress | None, *,
+                          ids: torch.Tensor | None = None, editable: torch.Tensor | None = None,
+                          on_step: Callable[[int, torch.Tensor], None] | None = None) -> Motion:
+        """Base tokens (generated, or `editable` ones of `ids` refilled), residual layers, decode."""
+        def report_step(step: int, current: torch.Tensor) -> None:
+            if on_step is not None:
+                on_step(step, current)
+            report(progress, "base tokens", 0.1 + 0.6 * step / settings.steps)
+
+        base = self.base_tokens(text_features, token_lengths, settings, generators, ids=ids, editable=editable,
+                                on_step=report_step)
+        report(progress, "residual layers", 0.7)
+        all_ids = self.residual_tokens(text_features, base, token_lengths, settings.residual_guidance,
+                                       settings.residual_temperature, settings.topk, generators)
+        report(progress, "decode", 0.9)
+        result = self.decode(all_ids, [n * self.frames_per_token for n in token_lengths], prompts)
+        report(progress, "done", 1.0)
+        return result
+
+    def _generate_long(self, prompts: list[str], frames: list[int], seed: int, variations: int,
+                       settings: GenerationSettings, progress: Progress | None) -> Motion:
+        """Lengths past one model call: each prompt's motion is made window by window."""
+        parts = [generate_sequence(self, [Segment(p, f)], seed=seed, variations=variations, settings=settings,
+                                   progress=progress) for p, f in zip(prompts, frames, strict=True)]
+        return stack_motions(parts)
+
+    def edit(self, prompts: Sequence[str] | str, ids: torch.Tensor | np.ndarray, edit_mask: torch.Tensor | np.ndarray,
+             *, seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None,
+             on_step: Callable[[int, torch.Tensor], None] | None = None) -> Motion:
+        """Regenerate the tokens where `edit_mask` (B, N) is True, keeping the others (temporal inpainting).
+
+        `ids` (B, N, Q) or base ids (B, N) of an encoded motion; the masked transformer refills the
+        masked base tokens with the prompt in context, then every residual layer is predicted
+        again for the whole motion, as the official editing script does.
+        """
+        settings = settings or GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE)
+        settings.validate()
+        prompts = check_prompts(prompts)
+        ids = torch.as_tensor(np.asarray(ids) if isinstance(ids, np.ndarray) else ids).to(self.device)
+        base = ids[..., 0] if ids.ndim == 3 else ids
+        mask = torch.as_tensor(np.asarray(edit_mask) if isinstance(edit_mask, np.ndarray) else edit_mask)
+        mask = mask.to(self.device, torch.bool)
+        if len(prompts) != base.shape[0] or mask.shape != base.shape:
+            raise ModelError(f"edit needs one prompt per motion and a mask shaped like the tokens {tuple(base.shape)}; "
+                             f"got {len(prompts)} prompts and a mask of {tuple(mask.shape)}")
+        if not mask.any():
+            raise ModelError("the edit mask selects no token: nothing to regenerate")
+        if (base < 0).any() or (base >= self.mask_model.config.num_tokens).any():
+            raise ModelError("token ids out of range for this model")
+        generators = self.generators([seed] * len(prompts))
+        lengths = [base.shape[1]] * len(prompts)
+        report(progress, "text", 0.0)
+        features = self.encode_text(prompts)
+        return self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
+                                      editable=mask, on_step=on_step)

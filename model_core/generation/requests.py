@@ -1,0 +1,100 @@
+"""What a generation asks for and what comes back: prompts and lengths checked, a batch of motions.
+
+Plain data and checks (NumPy only), shared by the model, the timeline edits and the callers.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ModelError
+from ..settings import FPS, MAX_FRAMES
+
+Progress = Callable[[str, float], None]
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop a generation between two model passes."""
+
+
+@dataclass
+class Motion:
+    """A batch of motions. Arrays are padded to the longest sample; `lengths` gives each one's frames."""
+    joints: np.ndarray          # (B, T, J, 3) metres, HumanML3D axes (Y up, starts facing +Z)
+    features: np.ndarray        # (B, T, C) de-normalised HumanML3D features
+    tokens: np.ndarray          # (B, T/4, Q) token ids, -1 past a sample's length
+    lengths: list[int]          # frames of each sample
+    prompts: list[str] = field(default_factory=list)
+    fps: int = FPS
+    seams: list[int] = field(default_factory=list)  # frames where a long motion's windows meet
+
+
+def check_prompts(prompts: Sequence[str] | str) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ModelError("no prompt given")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ModelError(f"prompt {i} is empty: describe the motion in words")
+    return prompts
+
+
+def frames_to_tokens(frames: int, unit: int = 4) -> int:
+    """Lengths are cut down to whole tokens; at least one token, at most one model call."""
+    if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool):
+        raise ModelError(f"length must be a whole number of frames, got {frames!r}")
+    if frames < unit or frames > MAX_FRAMES:
+        raise ModelError(f"length of {frames} frames is out of range: one call makes {unit} to {MAX_FRAMES} "
+                         f"frames ({unit / FPS:.1f} to {MAX_FRAMES / FPS:.1f} s at {FPS} fps)")
+    return int(frames) // unit
+
+
+def seconds_to_frames(seconds: float) -> int:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        raise ModelError(f"seconds must be a finite number, got {seconds!r}")
+    if seconds <= 0:
+        raise ModelError(f"length must be positive, got {seconds} s")
+    frames = seconds * FPS
+    if not math.isfinite(frames) or frames > 1e9:
+        raise ModelError(f"length of {seconds} s is far beyond what can be generated")
+    return int(math.floor(frames + 1e-6))
+
+
+def report(progress: Progress | None, stage: str, fraction: float) -> None:
+    if progress is not None:
+        progress(stage, fraction)
+
+
+def stack_motions(parts: Sequence[Motion]) -> Motion:
+    """One batch from several, padded to the longest (tokens past a length are -1)."""
+    frames = max(p.joints.shape[1] for p in parts)
+    tokens = max(p.tokens.shape[1] for p in parts)
+
+    def pad(a: np.ndarray, size: int, value: float = 0) -> np.ndarray:
+        return np.pad(a, [(0, 0), (0, size - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=value)
+
+    return Motion(joints=np.concatenate([pad(p.joints, frames) for p in parts]),
+                  features=np.concatenate([pad(p.features, frames) for p in parts]),
+                  tokens=np.concatenate([pad(p.tokens, tokens, -1) for p in parts]),
+                  lengths=[n for p in parts for n in p.lengths], prompts=[t for p in parts for t in p.prompts],
+                  fps=parts[0].fps, seams=parts[0].seams if len(parts) == 1 else [])
+
+
+def per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
+    if seconds is not None and frames is not None:
+        raise ModelError("give the length in seconds or in frames, not both")
+    if seconds is None and frames is None:
+        return None
+    if frames is None:
+        values = [seconds] * count if np.isscalar(seconds) else list(seconds)
+        values = [seconds_to_frames(s) for s in values]
+    else:
+        values = [frames] * count if np.isscalar(frames) else list(frames)
+    if len(values) != count:
+        raise ModelError(f"{len(values)} lengths given for {count} prompts")
+    return values
