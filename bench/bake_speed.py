@@ -26,11 +26,11 @@ def main() -> int:
     import numpy as np
 
     import momask_blender
-    from momask_blender import job as jobs
     from momask_blender.bake import import_rig, pick_armature
-    from momask_blender.keyframes import write_bake
-    from momask_blender.retarget import RetargetOptions, retarget
-    from momask_blender.sources import load_npy
+    from momask_blender.jobs import bake as jobs
+    from momask_blender.rig.retarget import RetargetOptions, retarget
+    from momask_blender.scene.keyframes import write_bake
+    from momask_blender.scene.sources import load_npy
 
     import_rig(bpy, Path(args.rig))
     obj = pick_armature(bpy, None)
@@ -49,8 +49,8 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         return statistics.median(times), out
 
-    from momask_blender.retarget import plan_rig
-    from momask_blender.rig_reader import read_rig
+    from momask_blender.rig.retarget import plan_rig
+    from momask_blender.scene.rig_reader import read_rig
 
     for lock in (False, True):
         def run_prepare():

@@ -1,33 +1,36 @@
-"""MoMask in Blender: the sidebar, operators, preferences and the retargeting they use.
+"""MoMask in Blender: the sidebar, operators, preferences and the rig math they use.
 
-The pure modules (skeleton, rotations, bone_map, retarget, feet, resample, bvh_export, jobs,
-variations' bookkeeping, bone_map_edit, model_status) import without Blender; `register()` pulls
-in the bpy modules. Each bpy module lists its classes in a `classes` tuple; `register()`
-registers them in order and adds the properties (`Scene.momask`, `WindowManager.momask_job`),
-`unregister()` undoes all of it in reverse. Both are safe to call twice.
+The packages, from the bottom up (docs/ARCHITECTURE.md draws them): `rig` (pure NumPy) <
+`scene` (the Blender edge) < `jobs` (long work, off the main thread) < `ui` (what the user
+touches); `setup` (model files, PyTorch) beside them; the command lines `bake` and `demo` on top.
+Importing this package needs nothing but Python: `register()` pulls in the bpy modules. Each ui
+module lists its classes in a `classes` tuple; `register()` registers them in order and adds the
+properties (`Scene.momask`, `Scene.momask_timeline`, `WindowManager.momask_job`), `unregister()`
+undoes all of it in reverse. Both are safe to call twice.
 """
 from __future__ import annotations
 
 
 def _classes():
-    from . import inpaint_ops, inpaint_panel, operators, panels, preferences, properties
+    from .ui import bone_map_ops, operators, panels, preferences, properties, timeline_ops, timeline_panel
 
-    return (properties.classes + preferences.classes + operators.classes + panels.classes + inpaint_ops.classes
-            + inpaint_panel.classes)
+    return (properties.classes + preferences.classes + operators.classes + bone_map_ops.classes + panels.classes
+            + timeline_ops.classes + timeline_panel.classes)
 
 
 def register():
     """Register every class and property; a second call (or one after a module reload) adds nothing."""
     import bpy
 
-    from . import inpaint_panel, modal, preferences, properties
+    from .jobs import modal
+    from .ui import preferences, properties, timeline_panel
 
     try:
         for cls in _classes():
             if not cls.is_registered:
                 bpy.utils.register_class(cls)
         properties.register_properties()
-        inpaint_panel.register_properties()
+        timeline_panel.register_properties()
         modal.register_handlers()
     except Exception:
         unregister()  # leave nothing half-registered
@@ -38,13 +41,14 @@ def register():
 def unregister():
     import bpy
 
-    from . import inpaint_panel, modal, model_cache, preferences, properties
+    from .jobs import modal, model_cache
+    from .ui import preferences, properties, timeline_panel
 
     modal.request_cancel()
     modal.active.operator = modal.active.worker = None
     modal.unregister_handlers()
     properties.unregister_properties()
-    inpaint_panel.unregister_properties()
+    timeline_panel.unregister_properties()
     for cls in reversed(_classes()):
         if cls.is_registered:
             bpy.utils.unregister_class(cls)

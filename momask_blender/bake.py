@@ -23,7 +23,7 @@ from pathlib import Path
 from model_core.cli import add_generation_flags
 
 from .errors import MomaskError
-from .skeleton import FPS
+from .rig.skeleton import FPS
 
 RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
 
@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     import bpy
 
-    from . import operators, register
+    from . import register
+    from .ui import operators
 
     timings: dict[str, float] = {}
     editing = args.inpaint is not None or args.extend_before is not None or args.extend_after is not None
@@ -113,8 +114,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.frame_start is not None:
         scene.frame_set(args.frame_start)
     if args.bone_map:
-        from .bone_map import load_preset, map_to_json
-        from .job import BONE_MAP_PROPERTY
+        from .jobs.bake import BONE_MAP_PROPERTY
+        from .rig.bone_map import load_preset, map_to_json
 
         obj[BONE_MAP_PROPERTY] = map_to_json(load_preset(args.bone_map, [b.name for b in obj.data.bones]))
     register()
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> dict:
         raise MomaskError(operators.last_error or "the bake was cancelled")
     job, actions = operators.last_job, operators.last_actions
     if args.export_bvh:
-        from .bvh_export import write_bvh
+        from .rig.bvh import write_bvh
 
         t = time.perf_counter()
         write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(out), check_existing=False)
     timings["save_s"] = time.perf_counter() - t
-    from .job import summary
+    from .jobs.bake import summary
 
     info = summary(job, actions)
     info["seconds"] = {**{k: round(v, 4) for k, v in timings.items()}, **info["seconds"],
@@ -176,7 +177,7 @@ def _generation(args) -> dict:
 
 def _edit(bpy, args) -> dict:
     """--inpaint / --extend-*: edit the armature's current action in place."""
-    from . import inpaint_ops
+    from .ui import timeline_ops as inpaint_ops
 
     inpaint_ops.last_error = ""
     if sum(x is not None for x in (args.inpaint, args.extend_before, args.extend_after)) != 1:
@@ -188,7 +189,7 @@ def _edit(bpy, args) -> dict:
         else:
             side = "BEFORE" if args.extend_before is not None else "AFTER"
             seconds = args.extend_before if side == "BEFORE" else args.extend_after
-            from .inpaint import MAX_EXTEND_SECONDS
+            from .rig.windows import MAX_EXTEND_SECONDS
 
             if not 0 < seconds <= MAX_EXTEND_SECONDS:
                 raise MomaskError(f"an extension adds more than 0 and at most {MAX_EXTEND_SECONDS:g} s, "
@@ -204,7 +205,7 @@ def _edit(bpy, args) -> dict:
 
 def _long(bpy, args) -> dict:
     """--seconds past one model call, or --sequence FILE: one continuous motion, window by window."""
-    from . import inpaint_ops
+    from .ui import timeline_ops as inpaint_ops
 
     text = ""
     if args.sequence:
@@ -226,7 +227,7 @@ def _long(bpy, args) -> dict:
     info = dict(inpaint_ops.last_result)
     job = info.pop("job")
     if args.export_bvh:
-        from .bvh_export import write_bvh
+        from .rig.bvh import write_bvh
 
         write_bvh(args.export_bvh, job.joints[0], FPS)
     return info

@@ -146,7 +146,7 @@ def _standing_features(dataset: str = "t2m") -> np.ndarray:
     """One 263-d feature frame of a person standing still, arms down: the mean of the random weights."""
     from model_core.motion import joints_to_features
 
-    from .skeleton import INDEX, t_pose
+    from .rig.skeleton import INDEX, t_pose
 
     pose = t_pose()
     for side, sign in (("left", 1.0), ("right", -1.0)):  # arms down, 15° away from the body
@@ -300,7 +300,7 @@ def build_metarig(bpy):
 
 
 def build_plain_rig(bpy):
-    from .skeleton import JOINTS, NEXT, PARENTS, t_pose, to_blender
+    from .rig.skeleton import JOINTS, NEXT, PARENTS, t_pose, to_blender
 
     pos = to_blender(t_pose())
     arm = bpy.data.armatures.new("Human")
@@ -333,10 +333,10 @@ def build_plain_rig(bpy):
 def sample_rig(bpy, obj, frame_offsets: Sequence[int], frame_start: int):
     """World positions of the mapped bones' heads (and the leaf bones' tails) at those frames, plus
     the segments between them and their sides: what `strip.render_strip` draws."""
-    from .bone_map import map_from_json
-    from .job import BONE_MAP_PROPERTY
-    from .skeleton import INDEX, JOINTS, PARENTS
-    from .strip import CENTER, LEFT, RIGHT
+    from .jobs.bake import BONE_MAP_PROPERTY
+    from .rig.bone_map import map_from_json
+    from .rig.skeleton import INDEX, JOINTS, PARENTS
+    from .scene.strip import CENTER, LEFT, RIGHT
 
     bmap = map_from_json(obj[BONE_MAP_PROPERTY])
     mapped = [j for j in range(22) if JOINTS[j] in bmap]
@@ -379,7 +379,7 @@ def sample_rig(bpy, obj, frame_offsets: Sequence[int], frame_start: int):
              if INDEX[f"left_{n}"] in idx and INDEX[f"right_{n}"] in idx]
     facing = None
     if pairs:
-        from .strip import body_facing
+        from .scene.strip import body_facing
 
         facing = body_facing(points, [a for a, _ in pairs], [b for _, b in pairs])
     return points, segments, kinds, head, facing
@@ -431,8 +431,10 @@ def run(args) -> dict:
 
     import bpy  # noqa: F401  (before torch: Blender as a module)
 
-    from . import operators, register, strip
+    from . import register
     from .bake import import_rig, pick_armature
+    from .scene import strip
+    from .ui import operators
 
     t = stage("import_s", started)
     weights = None
@@ -490,7 +492,7 @@ def run(args) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"blend": out.with_suffix(".blend"), "bvh": out.with_suffix(".bvh"), "png": out.with_suffix(".png")}
 
-    from .bvh_export import write_bvh
+    from .rig.bvh import write_bvh
 
     write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else 20.0)
     t = stage("export_bvh_s", t)

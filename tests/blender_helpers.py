@@ -8,7 +8,7 @@ import numpy as np
 
 import momask_blender
 from momask_blender.bake import import_rig, pick_armature
-from momask_blender.skeleton import INDEX, JOINTS, to_blender
+from momask_blender.rig.skeleton import INDEX, JOINTS, to_blender
 
 LIMBS = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
          ("right_knee", "right_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),

@@ -13,9 +13,9 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from momask_blender import sources  # noqa: E402
 from momask_blender.errors import MomaskError  # noqa: E402
-from momask_blender.skeleton import INDEX  # noqa: E402
+from momask_blender.rig.skeleton import INDEX  # noqa: E402
+from momask_blender.scene import sources  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import ROOT, shared_path  # noqa: E402
 
@@ -64,7 +64,7 @@ def test_bake_real_motions(rig, motions):
         assert len(bmap) >= 16
         check_directions(rig, motions[kind], frames, heads)
     # Real motion: no joint jumps between neighbouring frames, pelvis path scaled by leg length.
-    from momask_blender.keyframes import fcurve_collection
+    from momask_blender.scene.keyframes import fcurve_collection
 
     curves = fcurve_collection(obj, obj.animation_data.action)
     for fc in curves:
@@ -88,7 +88,7 @@ def test_bake_real_motions(rig, motions):
 
     # Foot lock on: planted heels stay put, legs stay near the unlocked bake.
     frames_l, locked = bake(obj, motions["npy"][0], foot_lock=True)
-    from momask_blender.operators import last_job
+    from momask_blender.ui.operators import last_job
 
     contacts = last_job.bakes[0].contacts
     for side, ankle in ((0, "left_ankle"), (1, "right_ankle")):
@@ -111,7 +111,7 @@ def _curve(curves, path, index):
 
 
 def _scale(obj):
-    from momask_blender.operators import last_job
+    from momask_blender.ui.operators import last_job
 
     return last_job.bakes[0].scale
 
@@ -123,7 +123,7 @@ def test_blocky_rig_bakes_what_it_maps(motions):
     assert set(bmap) == {"pelvis", "left_hip", "right_hip", "head", "left_shoulder", "right_shoulder"}
     # Each blocky limb follows its whole source limb (hip → ankle, shoulder → wrist), the source
     # turned to face the way the rig does (+Y).
-    from momask_blender.operators import last_job
+    from momask_blender.ui.operators import last_job
 
     src = last_job.bakes[0].source
     scene = bpy.context.scene
@@ -146,7 +146,7 @@ def test_generated_motion_from_reference(motions):
                                      checkpoints=str(ref / "checkpoints"), clip=str(ref / "clip" / "ViT-B-32.pt"),
                                      foot_lock=False)
     assert result == {"FINISHED"}
-    from momask_blender.operators import last_job
+    from momask_blender.ui.operators import last_job
 
     joints = last_job.joints[0]
     frames, heads = bh.baked_heads(obj)
@@ -191,7 +191,7 @@ def test_new_action_keeps_the_old_one_and_starts_at_the_current_frame(mixamo, mo
 
 
 def _curves(obj, action):
-    from momask_blender.keyframes import fcurve_collection
+    from momask_blender.scene.keyframes import fcurve_collection
 
     current = obj.animation_data.action
     return list(fcurve_collection(obj, action)) if current == action else []
@@ -305,7 +305,7 @@ def test_command_line_bake_and_bvh_round_trip(tmp_path):
 
 def test_root_path_keep_copies_the_old_root_curves(mixamo, motions):
     bake(mixamo, motions["bvh"][0], prompt="walk")
-    from momask_blender.keyframes import fcurve_collection
+    from momask_blender.scene.keyframes import fcurve_collection
 
     path = 'pose.bones["mixamorig:Hips"].location'
     old = [_curve(fcurve_collection(mixamo, mixamo.animation_data.action), path, i) for i in range(3)]
@@ -321,7 +321,7 @@ del Path
 def test_bones_renamed_while_the_model_ran_change_nothing(mixamo, motions):
     """The UI stays live while the worker runs: if a mapped bone is renamed before the result is
     written, the apply step refuses with the bones' names and the scene stays as it was."""
-    from momask_blender import job as bake_job
+    from momask_blender.jobs import bake as bake_job
 
     bh.activate(mixamo)
     pending = bake_job.compute(bake_job.prepare(
@@ -339,8 +339,8 @@ def test_bones_renamed_while_the_model_ran_change_nothing(mixamo, motions):
 
 
 def test_a_failure_while_writing_keys_takes_back_what_was_written(mixamo, motions, monkeypatch):
-    from momask_blender import job as bake_job
-    from momask_blender import keyframes
+    from momask_blender.jobs import bake as bake_job
+    from momask_blender.scene import keyframes
 
     bh.activate(mixamo)
     pending = bake_job.compute(bake_job.prepare(

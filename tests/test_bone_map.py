@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from momask_blender.bone_map import (
+from momask_blender.errors import MomaskError
+from momask_blender.rig.bone_map import (
     CONVENTIONS,
     BoneInfo,
     check_bone_map,
@@ -16,8 +17,7 @@ from momask_blender.bone_map import (
     save_preset,
     side_and_base,
 )
-from momask_blender.errors import MomaskError
-from momask_blender.skeleton import JOINTS, PARENTS
+from momask_blender.rig.skeleton import JOINTS, PARENTS
 
 
 def humanoid(names: dict[str, str], extras: tuple[tuple[str, str], ...] = ()) -> list[BoneInfo]:

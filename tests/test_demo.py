@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from momask_blender import strip
 from momask_blender.demo import RANDOM_TAG, checkpoints_ok, find_weights, make_random_weights
 from momask_blender.errors import MomaskError
+from momask_blender.scene import strip
 from tests.conftest import shared_path
 
 # ----------------------------------------------------------------------------- the PNG strip
@@ -203,7 +203,7 @@ def test_wrong_environment_variables_are_errors_not_fallbacks(world):
 
 def test_random_weights_are_a_loadable_model_in_the_official_layout(tmp_path):
     from model_core import GenerationSettings, MoMask
-    from momask_blender.assets import discover_release
+    from momask_blender.setup.assets import discover_release
 
     w = make_random_weights(tmp_path / "cache")
     assert w.random and w.origin == "random" and not w.meaningful

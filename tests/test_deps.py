@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from momask_blender import deps
+from momask_blender.setup import pytorch as deps
 
 # A stand-in for pip: `python -m pip` finds it first through PYTHONPATH. It prints progress lines,
 # honours --target, and sleeps or fails on request (FAKE_PIP env var).

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from momask_blender import assets, install_files
-from momask_blender import download as dl
+from momask_blender.setup import assets
+from momask_blender.setup import download as dl
+from momask_blender.setup import install as install_files
 
 DATA = bytes(range(256)) * 800  # 204,800 bytes: several chunks
 SHA = hashlib.sha256(DATA).hexdigest()

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from momask_blender import inpaint
 from momask_blender.errors import MomaskError
-from momask_blender.resample import interpolate
-from momask_blender.retarget import RetargetOptions, plan_rig, retarget
-from momask_blender.rotations import axis_angle, euler_from_matrix, quat_to_matrix, rotation_angle
-from momask_blender.skeleton import INDEX, JOINTS
+from momask_blender.rig import windows as inpaint
+from momask_blender.rig.resample import interpolate
+from momask_blender.rig.retarget import RetargetOptions, plan_rig, retarget
+from momask_blender.rig.rotations import axis_angle, euler_from_matrix, quat_to_matrix, rotation_angle
+from momask_blender.rig.skeleton import INDEX, JOINTS
 from tests.test_retarget import LIMBS, a_pose_rig, walking_turn
 
 # ----------------------------------------------------------------------------- windows
@@ -276,7 +276,7 @@ def test_blend_rotation_range_and_extension():
 
 
 def test_model_window_on_the_reference(reference_dir):
-    from momask_blender.model_cache import get_model
+    from momask_blender.jobs.model_cache import get_model
 
     model = get_model(str(reference_dir / "checkpoints"), str(reference_dir / "clip" / "ViT-B-32.pt"))
     import model_core

@@ -30,7 +30,7 @@ def model_paths():
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory):
     """{rig: .blend path} with the sample BVH baked onto each rig (the armature selected)."""
-    from momask_blender import job
+    from momask_blender.jobs import bake as job
 
     bvh = shared_path("motions", "momask_sample_a.bvh")
     out = {}
@@ -56,7 +56,7 @@ def open_baked(path):
 
 def curves(obj) -> dict:
     """{(data_path, index): (frames, values, handles (2, n, 2))} of the current action."""
-    from momask_blender.inpaint_ops import channelbag
+    from momask_blender.scene.animation import channelbag
 
     _, fcurves = channelbag(obj)
     out = {}
@@ -112,7 +112,7 @@ def test_regenerate_a_range_keeps_everything_else(rig, baked, model_paths):
     assert figures["worst"] <= 1.5, figures
     # edited in place, the original kept as a copy with every key as it was
     assert obj.animation_data.action.name == name
-    from momask_blender.inpaint_ops import last_result
+    from momask_blender.ui.timeline_ops import last_result
 
     copy = bpy.data.actions[last_result["original_copy"]]
     assert copy.use_fake_user and last_result["frames"] == [s, e] and last_result["tokens_cover"][0] == s
@@ -125,7 +125,7 @@ def test_regenerate_a_range_keeps_everything_else(rig, baked, model_paths):
 
 def test_evaluated_pose_is_what_gets_sampled(baked):
     """The window is read from the evaluated pose: a constraint on a bone shows in the joints."""
-    from momask_blender.inpaint_ops import sample_pose
+    from momask_blender.scene.animation import sample_pose
 
     obj = open_baked(baked[RIGS[0]])
     names = [b.name for b in obj.data.bones]
@@ -173,7 +173,7 @@ def test_extend_continues_the_animation(side, baked, model_paths):
 
 def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
     from model_core.generation.timeline import seam_speeds
-    from momask_blender import inpaint_ops
+    from momask_blender.ui import timeline_ops as inpaint_ops
 
     obj = open_baked(baked[RIGS[0]])
     fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
@@ -189,7 +189,7 @@ def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
         report = seam_speeds(joints, result["seams"])
         assert report["ratio"] <= 1.0, report
         # keys continuous: every bone turns by less than the source's largest joint turn allows
-        from momask_blender.rotations import quat_to_matrix, rotation_angle
+        from momask_blender.rig.rotations import quat_to_matrix, rotation_angle
 
         action = obj.animation_data.action
         assert action.frame_range[1] - action.frame_range[0] + 1 == pytest.approx(len(joints) * fps / 20, abs=2)
@@ -207,7 +207,7 @@ def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
 
 
 def test_range_from_preview_and_selected_keys(baked):
-    from momask_blender.inpaint_panel import covered_note
+    from momask_blender.ui.timeline_panel import covered_note
 
     obj = open_baked(baked[RIGS[0]])
     scene = bpy.context.scene
@@ -215,7 +215,7 @@ def test_range_from_preview_and_selected_keys(baked):
     assert bpy.ops.momask.inpaint_range(source="PREVIEW") == {"FINISHED"}
     assert (scene.momask_timeline.frame_start, scene.momask_timeline.frame_end) == (20, 45)
     assert covered_note(bpy.context).startswith("range rounded outward to whole tokens: frames 20-")
-    from momask_blender.inpaint_ops import channelbag
+    from momask_blender.scene.animation import channelbag
 
     for fc in channelbag(obj)[1]:
         for kp in fc.keyframe_points:
@@ -389,7 +389,7 @@ class _Layout:
 
 
 def test_panel_draws_the_timeline_section(baked):
-    from momask_blender.inpaint_panel import MOMASK_PT_timeline
+    from momask_blender.ui.timeline_panel import MOMASK_PT_timeline
 
     obj = open_baked(baked[RIGS[0]])
     props = bpy.context.scene.momask_timeline

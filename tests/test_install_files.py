@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from momask_blender import assets
-from momask_blender.install_files import (
+from momask_blender.setup import assets
+from momask_blender.setup.install import (
     InstallCancelled,
     InstallError,
     install_checkpoints_folder,
@@ -175,7 +175,7 @@ def test_clip_must_be_a_torchscript_archive(tmp_path: Path) -> None:
 def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch) -> None:
     import os
 
-    from momask_blender import install_files
+    from momask_blender.setup import install as install_files
 
     ref = shared_path("reference")
     root = tmp_path / "user"

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from momask_blender import bone_map, bone_map_edit, jobs, model_status, variations
-from momask_blender.bone_map import BoneInfo, load_preset, save_preset
 from momask_blender.errors import MomaskError
-from momask_blender.skeleton import JOINTS
+from momask_blender.jobs import worker as jobs
+from momask_blender.rig import bone_map
+from momask_blender.rig import bone_rows as bone_map_edit
+from momask_blender.rig.bone_map import BoneInfo, load_preset, save_preset
+from momask_blender.rig.skeleton import JOINTS
+from momask_blender.scene import variations
+from momask_blender.setup import model_status
 
 # ----------------------------------------------------------------------------- state machine
 

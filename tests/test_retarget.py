@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from momask_blender import feet
-from momask_blender.bone_map import CONVENTIONS
-from momask_blender.bvh_export import bvh_text
 from momask_blender.errors import MomaskError
-from momask_blender.resample import frame_count, resample, scene_fps
-from momask_blender.retarget import (
+from momask_blender.rig import feet
+from momask_blender.rig.bone_map import CONVENTIONS
+from momask_blender.rig.bvh import bvh_text
+from momask_blender.rig.resample import frame_count, resample, scene_fps
+from momask_blender.rig.retarget import (
     RetargetOptions,
     RigRest,
     joints_from_pose,
@@ -17,7 +17,7 @@ from momask_blender.retarget import (
     retarget,
     source_leg_length,
 )
-from momask_blender.rotations import (
+from momask_blender.rig.rotations import (
     axis_angle,
     euler_from_matrix,
     matrix_to_quat,
@@ -25,7 +25,7 @@ from momask_blender.rotations import (
     rotation_angle,
     swing,
 )
-from momask_blender.skeleton import INDEX, JOINTS, PARENTS, t_pose, to_blender
+from momask_blender.rig.skeleton import INDEX, JOINTS, PARENTS, t_pose, to_blender
 from tests.conftest import shared_path
 
 LIMBS = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),

@@ -9,7 +9,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from momask_blender import sources  # noqa: E402
+from momask_blender.scene import sources  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
 
@@ -44,7 +44,7 @@ def test_deform_bones_follow_the_motion(rigify_bake):
 
 
 def test_controls_are_keyed_in_fk(rigify_bake):
-    from momask_blender.keyframes import fcurve_collection
+    from momask_blender.scene.keyframes import fcurve_collection
 
     rig = rigify_bake[0]
     paths = {fc.data_path for fc in fcurve_collection(rig, rig.animation_data.action)}

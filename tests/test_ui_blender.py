@@ -24,9 +24,10 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import momask_blender  # noqa: E402
-from momask_blender import modal, model_cache, operators, preferences  # noqa: E402
-from momask_blender.job import BONE_MAP_PROPERTY  # noqa: E402
-from momask_blender.skeleton import JOINTS  # noqa: E402
+from momask_blender.jobs import modal, model_cache  # noqa: E402
+from momask_blender.jobs.bake import BONE_MAP_PROPERTY  # noqa: E402
+from momask_blender.rig.skeleton import JOINTS  # noqa: E402
+from momask_blender.ui import operators, preferences  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
 

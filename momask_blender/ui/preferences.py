@@ -12,9 +12,10 @@ from pathlib import Path
 
 import bpy
 
-from . import deps, model_status
-from .errors import MomaskError
-from .modal import ModalJobOperator
+from ..errors import MomaskError
+from ..jobs.modal import ModalJobOperator
+from ..setup import model_status
+from ..setup import pytorch as deps
 
 # The add-on's own package: the extension root (e.g. 'bl_ext.user_default.momask') when installed,
 # this package itself when registered straight from a checkout (tests, the command line).
@@ -143,7 +144,7 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
             row = box.row()
             row.alert = True
             row.label(text="CUDA is chosen, but PyTorch sees no CUDA GPU: choose CPU", icon="ERROR")
-        from . import model_cache
+        from ..jobs import model_cache
 
         row = box.row()
         row.label(text="Model: loaded in memory" if model_cache.loaded() else "Model: not loaded")
@@ -245,7 +246,7 @@ class MOMASK_OT_copy_torch_command(bpy.types.Operator):
 def _use_installed(context, root: Path) -> str:
     """Point the preferences at what was installed under `root`; returns what changed."""
     prefs = get(context)
-    from .assets import CLIP_REL
+    from ..setup.assets import CLIP_REL
 
     changed = []
     if prefs is not None:
@@ -260,8 +261,8 @@ def _use_installed(context, root: Path) -> str:
 
 
 def _install_errors():
-    from .download import DownloadError
-    from .install_files import InstallError
+    from ..setup.download import DownloadError
+    from ..setup.install import InstallError
 
     return (MomaskError, InstallError, DownloadError)
 
@@ -305,8 +306,8 @@ class MOMASK_OT_install_weights_run(ModalJobOperator, bpy.types.Operator):
         return path, user_dir(create=True)
 
     def job_compute(self, data, progress):
-        from .install_files import install_from_path
-        from .jobs import bytes_progress
+        from ..jobs.worker import bytes_progress
+        from ..setup.install import install_from_path
 
         path, root = data
         progress("installing", 0.0)
@@ -330,7 +331,7 @@ class MOMASK_OT_download_weights(ModalJobOperator, bpy.types.Operator):
         return _install_errors()
 
     def job_prepare(self, context):
-        from .install_files import offline_instructions
+        from ..setup.install import offline_instructions
 
         root = user_dir()
         if not bpy.app.online_access:
@@ -338,9 +339,9 @@ class MOMASK_OT_download_weights(ModalJobOperator, bpy.types.Operator):
         return user_dir(create=True)
 
     def job_compute(self, root, progress):
-        from .assets import CLIP_REL, checkpoints_rel
-        from .install_files import download_clip, download_models
-        from .jobs import bytes_progress, scaled
+        from ..jobs.worker import bytes_progress, scaled
+        from ..setup.assets import CLIP_REL, checkpoints_rel
+        from ..setup.install import download_clip, download_models
 
         if not (root / CLIP_REL).is_file():
             part = scaled(progress.note, 0.0, 0.3)

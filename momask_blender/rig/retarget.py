@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import MomaskError
 from . import feet
-from .errors import MomaskError
 from .resample import resample
 from .rotations import (
     axis_angle,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import MomaskError
 from .bone_map import BoneInfo, check_bone_map, detect_bone_map, map_from_json
-from .errors import MomaskError
 from .skeleton import JOINTS, REQUIRED
 
 STORED, DETECTED = "stored", "detected"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .errors import MomaskError
+from ..errors import MomaskError
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str], object] = {}

@@ -10,9 +10,11 @@ import random
 
 import bpy
 
-from . import job, modal, preferences, variations
-from .errors import MomaskError
-from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, target_armature
+from ..jobs import bake as job
+from ..jobs import modal
+from ..scene import variations
+from . import preferences
+from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS
 
 # The last finished job, for scripts and the command line (summary, BVH export).
 last_job: job.BakeJob | None = None
@@ -243,12 +245,12 @@ class MOMASK_OT_unload_model(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        from . import model_cache
+        from ..jobs import model_cache
 
         return model_cache.loaded() and not modal.busy()
 
     def execute(self, context):
-        from . import model_cache
+        from ..jobs import model_cache
 
         model_cache.unload()
         import gc
@@ -258,103 +260,5 @@ class MOMASK_OT_unload_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
-# ----------------------------------------------------------------------------- bone map
-
-
-class _BoneMapOperator:
-    @classmethod
-    def poll(cls, context):
-        return target_armature(context) is not None and not modal.busy()
-
-
-class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
-    """Detect which bone plays each joint and store the map on the armature (replaces your edits)"""
-
-    bl_idname = "momask.detect_bone_map"
-    bl_label = "Re-detect Bone Map"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context):
-        from .bone_map import map_to_json
-        from .rig_reader import check_armature
-
-        obj = _active_armature(context)
-        try:
-            check_armature(obj)
-        except MomaskError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        bmap = job.detect_for(obj)
-        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
-        self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped")
-        return {"FINISHED"}
-
-
-class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
-    """Save the armature's bone map as a JSON preset"""
-
-    bl_idname = "momask.save_bone_map"
-    bl_label = "Save Bone Map Preset"
-    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
-    filter_glob: bpy.props.StringProperty(default="*.json", options={"HIDDEN"})
-
-    def execute(self, context):
-        from .bone_map import save_preset
-        from .rig_reader import check_armature
-
-        obj = _active_armature(context)
-        try:
-            check_armature(obj)
-            if not self.filepath:
-                raise MomaskError("no preset file chosen")
-            save_preset(bpy.path.abspath(self.filepath), job.resolve_bone_map(obj), obj.name)
-        except MomaskError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"cannot write {self.filepath}: {err.strerror or err}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Bone map saved to {self.filepath}")
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        from .bone_map_edit import preset_name
-
-        if not self.filepath:
-            self.filepath = preset_name(target_armature(context).name)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-
-class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
-    """Load a JSON bone-map preset onto the armature"""
-
-    bl_idname = "momask.load_bone_map"
-    bl_label = "Load Bone Map Preset"
-    bl_options = {"REGISTER", "UNDO"}
-    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
-    filter_glob: bpy.props.StringProperty(default="*.json", options={"HIDDEN"})
-
-    def execute(self, context):
-        from .bone_map import load_preset, map_to_json
-        from .rig_reader import check_armature
-
-        obj = _active_armature(context)
-        try:
-            check_armature(obj)
-            bmap = load_preset(bpy.path.abspath(self.filepath), [b.name for b in obj.data.bones])
-        except MomaskError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
-        self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-
 classes = (MOMASK_OT_generate, MOMASK_OT_cancel_job, MOMASK_OT_randomize_seed, MOMASK_OT_use_variation,
-           MOMASK_OT_remove_other_variations, MOMASK_OT_unload_model, MOMASK_OT_detect_bone_map,
-           MOMASK_OT_save_bone_map, MOMASK_OT_load_bone_map)
+           MOMASK_OT_remove_other_variations, MOMASK_OT_unload_model)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bone_map import BoneInfo
-from .errors import MomaskError
-from .retarget import RigRest
+from ..errors import MomaskError
+from ..rig.bone_map import BoneInfo
+from ..rig.retarget import RigRest
 
 
 def check_armature(obj) -> None:

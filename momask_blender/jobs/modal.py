@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs
-from .errors import MomaskError
+from ..errors import MomaskError
+from . import worker as jobs
 
 TIMER_STEP = 0.1  # seconds between queue drains: smooth enough for a progress bar, cheap when idle
 REDRAW_AREAS = ("PREFERENCES", "PROPERTIES")

@@ -20,7 +20,7 @@ import numpy as np
 from model_core.motion.quaternion import qmul
 from model_core.settings import MAX_FRAMES
 
-from .errors import MomaskError
+from ..errors import MomaskError
 from .retarget import RigPlan, _mover_location, joints_from_pose, local_rotations, solve_rotations
 from .rotations import continuous_quats, matrix_to_quat, normalize
 from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender

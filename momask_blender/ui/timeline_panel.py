@@ -9,7 +9,7 @@ import bpy
 
 from model_core.settings import MAX_LONG_SECONDS
 
-from . import inpaint
+from ..rig import windows as inpaint
 
 
 class MOMASK_PG_sequence_row(bpy.types.PropertyGroup):
@@ -62,8 +62,8 @@ class MOMASK_UL_sequence(bpy.types.UIList):
 
 def covered_note(context) -> str:
     """'range rounded outward to whole tokens: frames X–Y' for the range in the fields, or ''."""
-    from .inpaint_ops import animation_range, channelbag
-    from .resample import scene_fps
+    from ..rig.resample import scene_fps
+    from ..scene.animation import animation_range, channelbag
 
     obj = context.active_object
     props = context.scene.momask_timeline

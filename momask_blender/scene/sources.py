@@ -11,8 +11,8 @@ import numpy as np
 
 from model_core.motion.skeleton import T2M
 
-from .errors import MomaskError
-from .skeleton import FPS, JOINTS, check_joints, from_blender
+from ..errors import MomaskError
+from ..rig.skeleton import FPS, JOINTS, check_joints, from_blender
 
 FEATURES = T2M.feature_dim  # HumanML3D features per frame for the 22-joint skeleton
 
@@ -68,7 +68,7 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
     """(joints (T, 22, 3) HumanML3D axes, metres, fps) of a humanoid BVH, through Blender's importer."""
     import bpy
 
-    from .bone_map import detect_bone_map
+    from ..rig.bone_map import detect_bone_map
     from .rig_reader import bone_infos
 
     path = Path(path)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MomaskError
+from ..errors import MomaskError
 from .skeleton import JOINTS, REQUIRED
 
 PRESET_FORMAT = "momask-bone-map"

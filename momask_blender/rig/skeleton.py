@@ -58,7 +58,7 @@ def from_blender(points: np.ndarray) -> np.ndarray:
 
 def check_joints(joints: np.ndarray, what: str = "motion") -> np.ndarray:
     """Validate a (T, 22, 3) joint array: shape, at least 2 frames, finite values."""
-    from .errors import MomaskError
+    from ..errors import MomaskError
 
     j = np.asarray(joints)
     if j.ndim != 3 or j.shape[1:] != (22, 3):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MomaskError
-from .retarget import Bake, RetargetOptions, RigPlan, plan_rig, retarget
-from .skeleton import FPS, JOINTS
+from ..errors import MomaskError
+from ..rig.retarget import Bake, RetargetOptions, RigPlan, plan_rig, retarget
+from ..rig.skeleton import FPS, JOINTS
 
 BONE_MAP_PROPERTY = "momask_bone_map"
 MAX_PROMPT_NAME = 60
@@ -68,16 +68,16 @@ class BakeJob:
 def detect_for(obj) -> dict[str, str]:
     """The bone map detected on an armature; on a generated Rigify rig it names the deform bones
     (see rigify_rig), on any other rig the bones themselves."""
-    from .bone_map import detect_bone_map
-    from .rig_reader import bone_infos
-    from .rigify_rig import deform_infos, is_generated
+    from ..rig.bone_map import detect_bone_map
+    from ..scene.rig_reader import bone_infos
+    from ..scene.rigify_rig import deform_infos, is_generated
 
     return detect_bone_map(deform_infos(obj) if is_generated(obj) else bone_infos(obj))
 
 
 def resolve_bone_map(obj) -> dict[str, str]:
     """The map stored on the armature (the user's edits win), or a detected one."""
-    from .bone_map import check_bone_map, map_from_json
+    from ..rig.bone_map import check_bone_map, map_from_json
 
     stored = obj.get(BONE_MAP_PROPERTY)
     if stored:
@@ -89,9 +89,9 @@ def resolve_bone_map(obj) -> dict[str, str]:
 def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str,
             root_motion: str, foot_lock: bool) -> BakeJob:
     """Check the inputs and read everything the bake needs from Blender. Changes nothing."""
-    from .bone_map import missing_required
-    from .resample import scene_fps
-    from .rig_reader import check_armature, read_rig
+    from ..rig.bone_map import missing_required
+    from ..rig.resample import scene_fps
+    from ..scene.rig_reader import check_armature, read_rig
 
     started = time.perf_counter()
     check_armature(obj)
@@ -105,7 +105,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     render = context.scene.render
     options = RetargetOptions(fps=scene_fps(render.fps, render.fps_base), root_motion=root_motion,
                               foot_lock=foot_lock)
-    from . import rigify_rig
+    from ..scene import rigify_rig
 
     controls = None
     if rigify_rig.uses_deform_map(obj, bone_map):
@@ -116,7 +116,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     job = BakeJob(object_name=obj.name, plan=plan, options=options, frame_start=context.scene.frame_current,
                   action_name="", generation=generation, controls=controls)
     if source_path:
-        from .sources import load_source
+        from ..scene.sources import load_source
 
         job.source, job.source_fps = load_source(source_path)
         job.action_name = prompt.strip() or Path(source_path).stem
@@ -182,8 +182,8 @@ def apply(context, job: BakeJob) -> list:
     """Write one new Action per motion onto the armature; the first one is assigned."""
     import bpy
 
-    from .bone_map import map_to_json
-    from .keyframes import write_bake
+    from ..rig.bone_map import map_to_json
+    from ..scene.keyframes import write_bake
 
     started = time.perf_counter()
     obj = bpy.data.objects.get(job.object_name)
@@ -231,7 +231,7 @@ def apply(context, job: BakeJob) -> list:
 
 def _pose_snapshot(obj) -> dict:
     """Each pose bone's transform and its Rigify IK/FK switch: what writing a bake may change."""
-    from .rigify_rig import IK_FK
+    from ..scene.rigify_rig import IK_FK
 
     return {pb.name: (tuple(pb.location), tuple(pb.rotation_quaternion), tuple(pb.rotation_euler),
                       tuple(pb.rotation_axis_angle), tuple(pb.scale), pb.get(IK_FK)) for pb in obj.pose.bones}
@@ -248,7 +248,7 @@ def _undo_apply(obj, actions: list, previous, previous_slot, pose: dict) -> None
             anim.action_slot = previous_slot
     for action in actions:
         bpy.data.actions.remove(action)
-    from .rigify_rig import IK_FK
+    from ..scene.rigify_rig import IK_FK
 
     for name, (loc, quat, euler, axis_angle, scale, switch) in pose.items():
         pb = obj.pose.bones.get(name)
@@ -263,8 +263,8 @@ def _write_rigify(obj, job: BakeJob, bake: Bake, name: str, keep):
     """A generated Rigify rig: solve its FK controls on the evaluated rig, key them and the FK switches."""
     import dataclasses
 
-    from . import rigify_rig
-    from .keyframes import write_bake
+    from ..scene import rigify_rig
+    from ..scene.keyframes import write_bake
 
     anim = obj.animation_data
     current = anim.action if anim else None

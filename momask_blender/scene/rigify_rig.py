@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bone_map import BoneInfo
-from .skeleton import JOINTS
+from ..rig.bone_map import BoneInfo
+from ..rig.skeleton import JOINTS
 
 DEF, ORG, MCH = "DEF-", "ORG-", "MCH-"
 ROOT_CONTROL = "torso"
@@ -173,7 +173,7 @@ def solve_controls(obj, cplan: ControlPlan, plan, bake):
     import bpy
     from mathutils import Matrix, Quaternion
 
-    from .rotations import continuous_quats, matrix_to_quat
+    from ..rig.rotations import continuous_quats, matrix_to_quat
 
     rig = plan.rig
     idx = rig.index
@@ -267,10 +267,10 @@ def switch_to_fk(obj, cplan: ControlPlan) -> None:
 
 def key_switches(obj, action, cplan: ControlPlan, frame_start: int) -> None:
     """Key every limb's IK_FK switch at FK in the new Action (one constant key)."""
-    from .keyframes import _escape, ensure_fcurve
+    from .keyframes import bone_path, ensure_fcurve
 
     for name in cplan.switches:
-        fc = ensure_fcurve(obj, action, f'pose.bones["{_escape(name)}"]["{IK_FK}"]', 0, name)
+        fc = ensure_fcurve(obj, action, bone_path(name, f'["{IK_FK}"]'), 0, name)
         fc.keyframe_points.add(1)
         fc.keyframe_points[0].co = (frame_start, FK)
         fc.keyframe_points[0].interpolation = "CONSTANT"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .rotations import euler_from_matrix, quat_to_matrix
+from ..rig.rotations import euler_from_matrix, quat_to_matrix
 
 LINEAR = 1  # the enum value of 'LINEAR' in Keyframe.interpolation
 
@@ -93,9 +93,9 @@ def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=Non
     for k, name in enumerate(bake.bone_names):
         pb = obj.pose.bones[name]
         prop, values = _rotation_values(pb, bake.quats[:, k])
-        _write_curves(fcurves, f'pose.bones["{_escape(name)}"].{prop}', name, frames, values)
+        _write_curves(fcurves, bone_path(name, prop), name, frames, values)
     if bake.root_bone and bake.root_location is not None:
-        path = f'pose.bones["{_escape(bake.root_bone)}"].location'
+        path = bone_path(bake.root_bone, "location")
         if keep_root_from is not None:
             for index, points in old_curves:
                 fc = fcurves.new(path, index=index, group_name=bake.root_bone) if _slotted() else \
@@ -121,7 +121,7 @@ def slot_fcurves(obj, action):
 
 
 def _location_curves(obj, action, bone: str) -> list[tuple[int, np.ndarray]]:
-    path = f'pose.bones["{_escape(bone)}"].location'
+    path = bone_path(bone, "location")
     out = []
     for fc in slot_fcurves(obj, action):
         if fc.data_path == path:
@@ -131,8 +131,10 @@ def _location_curves(obj, action, bone: str) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def _escape(name: str) -> str:
-    return name.replace("\\", "\\\\").replace('"', '\\"')
+def bone_path(bone: str, prop: str) -> str:
+    """The data path of a pose bone's property (`location`, or a custom one as `["name"]`), the
+    bone's name escaped as Blender escapes it."""
+    return f'pose.bones["{bpy.utils.escape_identifier(bone)}"]' + (prop if prop.startswith("[") else f".{prop}")
 
 
 # ----------------------------------------------------------------------------- editing a range in place

@@ -169,8 +169,8 @@ class MOMASK_PT_bone_map(_SidebarPanel, bpy.types.Panel):
         return _settings(context) is not None and target_armature(context) is not None
 
     def draw(self, context):
-        from .bone_map import missing_required
-        from .bone_map_edit import rows, summary
+        from ..rig.bone_map import missing_required
+        from ..rig.bone_rows import rows, summary
         from .properties import editor_map
 
         layout = self.layout

@@ -14,7 +14,7 @@ import bpy
 
 from model_core.settings import MAX_LONG_SECONDS, GenerationSettings
 
-from .skeleton import JOINTS
+from ..rig.skeleton import JOINTS
 
 # the model's own defaults (model_core.settings imports no PyTorch, so drawing the panel never does)
 DEFAULTS = dataclasses.asdict(GenerationSettings())
@@ -47,7 +47,7 @@ class MOMASK_PG_variation(bpy.types.PropertyGroup):
 
 def _variation_index_changed(self, context):
     """One click in the list plays that variation (a UI change: Blender pushes its undo step)."""
-    from . import variations
+    from ..scene import variations
 
     try:
         variations.switch(self, self.variation_index)
@@ -60,19 +60,19 @@ def _variation_index_changed(self, context):
 
 def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
     """(map, 'stored' or 'detected', problems) of an armature, as the editor shows it."""
-    from .bone_map_edit import effective_map
-    from .job import BONE_MAP_PROPERTY
-    from .rig_reader import bone_infos
-    from .rigify_rig import deform_infos, is_generated
+    from ..jobs.bake import BONE_MAP_PROPERTY
+    from ..rig.bone_rows import effective_map
+    from ..scene.rig_reader import bone_infos
+    from ..scene.rigify_rig import deform_infos, is_generated
 
     return effective_map(obj.get(BONE_MAP_PROPERTY), deform_infos(obj) if is_generated(obj) else bone_infos(obj))
 
 
 def set_bone(obj, joint: str, bone: str) -> str | None:
     """Store the armature's map with `joint` → `bone`; returns the joint that gave the bone up."""
-    from .bone_map import map_to_json
-    from .bone_map_edit import set_joint
-    from .job import BONE_MAP_PROPERTY
+    from ..jobs.bake import BONE_MAP_PROPERTY
+    from ..rig.bone_map import map_to_json
+    from ..rig.bone_rows import set_joint
 
     current, _, _ = editor_map(obj)
     new, moved = set_joint(current, joint, bone, [b.name for b in obj.data.bones])
@@ -90,7 +90,7 @@ def _bone_getter(joint: str):
 
 def _bone_setter(joint: str):
     def set_(self, value):
-        from .errors import MomaskError
+        from ..errors import MomaskError
 
         obj = target_armature(bpy.context)
         if obj is None or obj.library is not None:
