@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CACHE = ROOT / ".cache" / "bench"  # random weights at the released shapes, written once, outside git
 PROMPT = "a person walks forward, turns around and waves"
 
 
@@ -189,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args)
         return 0
-    from bench.weights import SHARED, released_shapes_folder
+    from model_core.testing.random_weights import released_shapes_folder
 
     reference = SHARED / "reference"
     if args.tiny:
         folder, args.repeats = reference, 1
     else:
-        folder = released_shapes_folder()
+        folder = released_shapes_folder(CACHE, SHARED)
     import torch
 
     report: dict = {"threads": args.threads, "device": args.device, "torch": torch.__version__,

@@ -3,11 +3,12 @@
     python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 4 --seed 1 \\
         --checkpoints DIR --clip ViT-B-32.pt --out OUT.blend [--export-bvh OUT.bvh]
     python -m momask_blender.bake --rig RIG.fbx --source MOTION.bvh --out OUT.blend
-    python -m momask_blender.bake --blend IN.blend --armature NAME --inpaint 40 80 --prompt "a person jumps" \
+    python -m momask_blender.bake --blend IN.blend --armature NAME --inpaint 40 80 --prompt "a person jumps" \\
         --checkpoints DIR --clip ViT-B-32.pt --out OUT.blend        (or --extend-after / --extend-before SECONDS)
     python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 30 ... --out OUT.blend
     python -m momask_blender.bake --rig RIG.glb --sequence SEQ.txt ... --out OUT.blend   (lines: seconds<TAB>prompt)
 
+It runs the same jobs the sidebar's operators run (prepare → compute → apply), in a row.
 Prints a JSON summary (bone map, frame range, fps, seconds per stage). Any problem: a message on
 stderr and a non-zero exit status.
 """
@@ -24,8 +25,7 @@ from model_core.cli import add_generation_flags
 
 from .errors import MomaskError
 from .rig.skeleton import FPS
-
-RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
+from .scene.characters import RIG_SUFFIXES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,56 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def import_rig(bpy, path: Path) -> None:
-    """Load the character into a fresh, empty scene with Blender's own importers."""
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise MomaskError(f"rig file not found: {path}")
-    if suffix not in RIG_SUFFIXES:
-        raise MomaskError(f"unsupported rig file {path.name}: use one of {', '.join(RIG_SUFFIXES)}")
-    try:
-        if suffix == ".blend":
-            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
-            return
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        if suffix in (".glb", ".gltf", ".vrm"):
-            bpy.ops.import_scene.gltf(filepath=str(path))
-        elif suffix == ".fbx":
-            bpy.ops.import_scene.fbx(filepath=str(path))
-        else:
-            bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False)
-    except RuntimeError as err:
-        raise MomaskError(f"Blender could not import {path.name}: {str(err).strip()[-400:]}") from None
+def _resolved(path: str | None) -> str:
+    return str(Path(path).expanduser().resolve()) if path else ""
 
 
-def pick_armature(bpy, name: str | None):
-    arms = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
-    if name:
-        obj = bpy.data.objects.get(name)
-        if obj is None or obj.type != "ARMATURE":
-            raise MomaskError(f"no armature named '{name}' (armatures: {', '.join(o.name for o in arms) or 'none'})")
-        return obj
-    if not arms:
-        raise MomaskError("the file has no armature")
-    return max(arms, key=lambda o: len(o.data.bones))
+def generation(args):
+    """The model request the command line's flags describe (`seconds` None: the model's guess)."""
+    from .jobs.bake import Generation
+
+    return Generation(prompt=args.prompt.strip(), seconds=args.seconds or None, seed=args.seed,
+                      variations=args.variations, steps=args.steps, guidance=args.guidance,
+                      residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
+                      checkpoints=_resolved(args.checkpoints), clip=_resolved(args.clip), device=args.device)
 
 
-def run(args: argparse.Namespace) -> dict:
-    started = time.perf_counter()
+def prepare_scene(args):
+    """Open the character (or the .blend), select its armature, set the frame rate and start, apply a
+    bone-map preset. Returns the armature."""
     import bpy
 
     from . import register
-    from .ui import operators
+    from .jobs.bake import BONE_MAP_PROPERTY
+    from .rig.bone_map import load_preset, map_to_json
+    from .scene.characters import import_rig, pick_armature
 
-    timings: dict[str, float] = {}
-    editing = args.inpaint is not None or args.extend_before is not None or args.extend_after is not None
-    if editing and not args.blend:
-        raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
-    if args.blend and not editing:
-        raise MomaskError("--blend needs --inpaint START END, --extend-before or --extend-after")
-    import_rig(bpy, Path(args.rig or args.blend).expanduser().resolve())
-    timings["import_rig_s"] = time.perf_counter() - started
-    obj = pick_armature(bpy, args.armature)
+    import_rig(Path(args.rig or args.blend).expanduser().resolve())
+    obj = pick_armature(args.armature)
     for o in bpy.context.view_layer.objects:
         o.select_set(False)
     obj.select_set(True)
@@ -114,100 +90,35 @@ def run(args: argparse.Namespace) -> dict:
     if args.frame_start is not None:
         scene.frame_set(args.frame_start)
     if args.bone_map:
-        from .jobs.bake import BONE_MAP_PROPERTY
-        from .rig.bone_map import load_preset, map_to_json
-
         obj[BONE_MAP_PROPERTY] = map_to_json(load_preset(args.bone_map, [b.name for b in obj.data.bones]))
-    register()
+    register()  # the scene's settings (variations) are saved with the file, as from the sidebar
+    return obj
+
+
+def run(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    import bpy
+
+    editing = args.inpaint is not None or args.extend_before is not None or args.extend_after is not None
+    if editing and not args.blend:
+        raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
+    if args.blend and not editing:
+        raise MomaskError("--blend needs --inpaint START END, --extend-before or --extend-after")
+    obj = prepare_scene(args)
+    imported = time.perf_counter() - started
     if editing:
-        return _save(bpy, args, _edit(bpy, args), started)
-    if args.sequence:
-        return _save(bpy, args, _long(bpy, args), started)
-    operators.last_error = ""
-    try:
-        result = _generate_operator(bpy, args)
-    except RuntimeError as err:  # bpy.ops raises when the operator reports an error
-        raise MomaskError(operators.last_error or str(err).strip()) from None
-    if "FINISHED" not in result:
-        raise MomaskError(operators.last_error or "the bake was cancelled")
-    job, actions = operators.last_job, operators.last_actions
-    if args.export_bvh:
-        from .rig.bvh import write_bvh
-
-        t = time.perf_counter()
-        write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)
-        timings["export_bvh_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    out = Path(args.out).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(out), check_existing=False)
-    timings["save_s"] = time.perf_counter() - t
-    from .jobs.bake import summary
-
-    info = summary(job, actions)
-    info["seconds"] = {**{k: round(v, 4) for k, v in timings.items()}, **info["seconds"],
-                       "total_s": round(time.perf_counter() - started, 4)}
-    info["out"] = str(out)
-    return info
+        info = _edit(bpy.context, obj, args)
+    else:
+        info = _bake(bpy.context, obj, args)
+    info["seconds"] = {"import_rig_s": round(imported, 4), **info["seconds"]}
+    return _save(bpy, args, info, started)
 
 
-def _generate_operator(bpy, args) -> set:
-    """bpy.ops.momask.generate with the command line's settings (any length: the model goes window
-    by window past 9.8 s)."""
-    return bpy.ops.momask.generate(
-        prompt=args.prompt, seconds=args.seconds or 0.0, seed=args.seed, variations=args.variations,
-        steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
-        temperature=args.temperature, topk=args.topk, device=args.device,
-        checkpoints=str(Path(args.checkpoints).expanduser().resolve()) if args.checkpoints else "",
-        clip=str(Path(args.clip).expanduser().resolve()) if args.clip else "",
-        source=str(Path(args.source).expanduser().resolve()) if args.source else "",
-        root_motion=args.root_motion, foot_lock=args.foot_lock == "on")
+def _bake(context, obj, args) -> dict:
+    """Generate (any length, or a prompt sequence) or bake a motion file onto the armature."""
+    from .jobs import bake
 
-
-def _model_paths(args) -> dict:
-    return {"checkpoints": str(Path(args.checkpoints).expanduser().resolve()) if args.checkpoints else "",
-            "clip": str(Path(args.clip).expanduser().resolve()) if args.clip else ""}
-
-
-def _generation(args) -> dict:
-    return dict(prompt=args.prompt, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
-                device=args.device, **_model_paths(args))
-
-
-def _edit(bpy, args) -> dict:
-    """--inpaint / --extend-*: edit the armature's current action in place."""
-    from .ui import timeline_ops as inpaint_ops
-
-    inpaint_ops.last_error = ""
-    if sum(x is not None for x in (args.inpaint, args.extend_before, args.extend_after)) != 1:
-        raise MomaskError("give one of --inpaint, --extend-before and --extend-after")
-    try:
-        if args.inpaint is not None:
-            result = bpy.ops.momask.inpaint(frame_start=args.inpaint[0], frame_end=args.inpaint[1],
-                                            keep_original=args.keep_original, **_generation(args))
-        else:
-            side = "BEFORE" if args.extend_before is not None else "AFTER"
-            seconds = args.extend_before if side == "BEFORE" else args.extend_after
-            from .rig.windows import MAX_EXTEND_SECONDS
-
-            if not 0 < seconds <= MAX_EXTEND_SECONDS:
-                raise MomaskError(f"an extension adds more than 0 and at most {MAX_EXTEND_SECONDS:g} s, "
-                                  f"got {seconds:g} s")
-            result = bpy.ops.momask.extend(seconds=seconds, side=side, keep_original=args.keep_original,
-                                           **_generation(args))
-    except RuntimeError as err:  # the operator's error report
-        raise MomaskError(inpaint_ops.last_error or str(err).removeprefix("Error: ").strip()) from None
-    if "FINISHED" not in result:
-        raise MomaskError(inpaint_ops.last_error or "the edit was cancelled")
-    return dict(inpaint_ops.last_result)
-
-
-def _long(bpy, args) -> dict:
-    """--seconds past one model call, or --sequence FILE: one continuous motion, window by window."""
-    from .ui import timeline_ops as inpaint_ops
-
-    text = ""
+    segments = None
     if args.sequence:
         try:
             text = Path(args.sequence).expanduser().read_text(encoding="utf-8")
@@ -215,22 +126,45 @@ def _long(bpy, args) -> dict:
             raise MomaskError(f"cannot read the sequence file {args.sequence}: {err.strerror}") from None
         if not text.strip():
             raise MomaskError(f"the sequence file {args.sequence} is empty: write lines of seconds<TAB>prompt")
-    inpaint_ops.last_error = ""
-    try:
-        result = bpy.ops.momask.generate_sequence(sequence=text, seconds=args.seconds or 0.0,
-                                                  root_motion=args.root_motion, foot_lock=args.foot_lock == "on",
-                                                  **_generation(args))
-    except RuntimeError as err:
-        raise MomaskError(inpaint_ops.last_error or str(err).removeprefix("Error: ").strip()) from None
-    if "FINISHED" not in result:
-        raise MomaskError(inpaint_ops.last_error or "the generation was cancelled")
-    info = dict(inpaint_ops.last_result)
-    job = info.pop("job")
+        segments = bake.sequence_segments(text)
+    gen = None if args.source else generation(args)
+    if segments:
+        gen.prompt = " / ".join(dict.fromkeys(s.prompt for s in segments))
+        gen.seconds = sum(s.frames for s in segments) / FPS
+    job, actions = bake.run(context, obj, prompt=gen.prompt if gen else args.prompt, generation=gen,
+                            source_path=_resolved(args.source), root_motion=args.root_motion,
+                            foot_lock=args.foot_lock == "on", segments=segments)
+    info = bake.summary(job, actions)
     if args.export_bvh:
         from .rig.bvh import write_bvh
 
-        write_bvh(args.export_bvh, job.joints[0], FPS)
+        t = time.perf_counter()
+        write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)
+        info["seconds"]["export_bvh_s"] = round(time.perf_counter() - t, 4)
     return info
+
+
+def _edit(context, obj, args) -> dict:
+    """--inpaint / --extend-*: edit the armature's current action in place."""
+    from .jobs import timeline
+    from .rig import windows
+
+    if sum(x is not None for x in (args.inpaint, args.extend_before, args.extend_after)) != 1:
+        raise MomaskError("give one of --inpaint, --extend-before and --extend-after")
+    gen = generation(args)
+    gen.seconds, gen.variations = None, 1  # the range or the extension sets the length
+    if args.inpaint is not None:
+        s, e = args.inpaint
+        window_for = lambda lo, hi, fps: windows.plan_range(lo, hi, s, e, fps)  # noqa: E731
+    else:
+        side = "BEFORE" if args.extend_before is not None else "AFTER"
+        seconds = args.extend_before if side == "BEFORE" else args.extend_after
+        if not 0 < seconds <= windows.MAX_EXTEND_SECONDS:
+            raise MomaskError(f"an extension adds more than 0 and at most {windows.MAX_EXTEND_SECONDS:g} s, "
+                              f"got {seconds:g} s")
+        window_for = lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)  # noqa: E731
+    return timeline.run(context, obj, window_for, prompt=args.prompt, generation=gen,
+                        keep_original=args.keep_original)
 
 
 def _save(bpy, args, info: dict, started: float) -> dict:

@@ -7,8 +7,8 @@ import bpy  # noqa: F401  (Blender as a module; imported before momask_blender's
 import numpy as np
 
 import momask_blender
-from momask_blender.bake import import_rig, pick_armature
 from momask_blender.rig.skeleton import INDEX, JOINTS, to_blender
+from momask_blender.scene.characters import import_rig, pick_armature
 
 LIMBS = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
          ("right_knee", "right_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
@@ -22,11 +22,11 @@ def ensure_registered() -> None:
 
 def load_rig(path) -> object:
     """Import a rig into a fresh scene, drop its meshes (not measured, slow to evaluate), select it."""
-    import_rig(bpy, path)
+    import_rig(path)
     for o in [o for o in bpy.data.objects if o.type != "ARMATURE"]:
         bpy.data.objects.remove(o)
     bpy.context.view_layer.update()
-    obj = pick_armature(bpy, None)
+    obj = pick_armature(None)
     activate(obj)
     ensure_registered()
     return obj

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from momask_blender.demo import RANDOM_TAG, checkpoints_ok, find_weights, make_random_weights
+from momask_blender.demo import RANDOM_TAG, make_random_weights
 from momask_blender.errors import MomaskError
 from momask_blender.scene import strip
+from momask_blender.setup.weights import checkpoints_ok, find_weights
 from tests.conftest import shared_path
 
 # ----------------------------------------------------------------------------- the PNG strip
@@ -119,8 +120,10 @@ def test_strip_follows_the_facing_and_rejects_bad_input():
 
 
 def _ckpt(root: Path) -> Path:
-    (root / "t2m" / "t2m_x").mkdir(parents=True)
-    (root / "t2m" / "t2m_x" / "opt.txt").write_text("name: t2m_x\n")
+    """The folders of an official download as the loader's search sees them (opt.txt files only)."""
+    for name, vq in (("rvq_x", None), ("t2m_x", "rvq_x"), ("tres_x", "rvq_x")):
+        (root / "t2m" / name).mkdir(parents=True)
+        (root / "t2m" / name / "opt.txt").write_text(f"name: {name}\n" + (f"vq_name: {vq}\n" if vq else ""))
     return root
 
 

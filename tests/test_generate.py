@@ -6,19 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from model_core import GenerationSettings, ModelError, MoMask
 from model_core.generation.pipeline import MAX_FRAMES, frames_to_tokens, seconds_to_frames
-from model_core.networks.length_estimator import LengthEstimator
-from model_core.networks.rvq import RVQVAE, RVQConfig
-from model_core.networks.transformer import MaskTransformer, ResidualTransformer, TransformerConfig
-from model_core.text.clip import ClipTextConfig, ClipTextEncoder
+from model_core.testing.random_weights import write_checkpoints, write_clip_state_dict
 
 FAST = GenerationSettings(steps=2)
-BANNER, END = "------------ Options -------------", "-------------- End ----------------"
 
 
 @pytest.fixture(scope="module")
@@ -29,73 +24,16 @@ def model(reference_dir: Path) -> MoMask:
 # ----------------------------------------------------------------------------- other configurations
 
 
-def _random_state(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=gen) * 0.1 for k, v in module.state_dict().items()}
-
-
-def _write_opt(folder: Path, options: dict) -> None:
-    """opt.txt as the official trainers write it: sorted `key: value` lines between two banners."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"{k}: {v}" for k, v in sorted(options.items())]
-    (folder / "opt.txt").write_text("\n".join([BANNER, *lines, END]) + "\n")
-
-
-def _save(path: Path, entry: str, state: dict, **extra) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({entry: state, **extra}, path)
-
-
-def build_checkpoints(root: Path, dataset: str, *, nq: int, nb_code: int, code_dim: int, width: int,
-                      mask: dict, residual: dict, clip_dim: int = 512) -> Path:
-    """A checkpoints/<dataset>/ folder in the official layout with random weights of the given sizes."""
-    feature_dim = {"t2m": 263, "kit": 251}[dataset]
-    base = root / "checkpoints" / dataset
-    rvq_name, mask_name, res_name = f"rvq_nq{nq}_dc{code_dim}_nc{nb_code}", "t2m_custom", "tres_custom"
-    rvq_opts = dict(dataset_name=dataset, name=rvq_name, code_dim=code_dim, output_emb_width=code_dim,
-                    nb_code=nb_code, num_quantizers=nq, width=width, depth=1, down_t=2, stride_t=2,
-                    dilation_growth_rate=2, vq_act="relu", vq_norm=None, shared_codebook=False,
-                    quantize_dropout_prob=0.2, lr_scheduler=[150000, 250000], mu=0.99)
-    _write_opt(base / rvq_name, rvq_opts)
-    rvq_config = RVQConfig(input_dim=feature_dim, nb_code=nb_code, code_dim=code_dim, num_quantizers=nq,
-                           width=width, depth=1, down_t=2, stride_t=2, dilation_growth_rate=2)
-    _save(base / rvq_name / "model" / "net_best_fid.tar", "vq_model", _random_state(RVQVAE(rvq_config), 1),
-          opt_vq_model={"state": {}, "param_groups": []}, scheduler={"last_epoch": 3}, ep=3, total_it=300)
-    (base / rvq_name / "meta").mkdir()
-    rng = np.random.default_rng(0)
-    np.save(base / rvq_name / "meta" / "mean.npy", rng.normal(0, 0.1, feature_dim).astype(np.float32))
-    np.save(base / rvq_name / "meta" / "std.npy", rng.uniform(0.05, 0.2, feature_dim).astype(np.float32))
-
-    models = []
-    for name, opts, cls, entry, file in ((mask_name, mask, MaskTransformer, "t2m_transformer", "latest.tar"),
-                                         (res_name, residual, ResidualTransformer, "res_transformer",
-                                          "net_best_fid.tar")):
-        _write_opt(base / name, dict(opts, name=name, vq_name=rvq_name, dataset_name=dataset, dropout=0.2,
-                                     cond_drop_prob=0.1, max_motion_length=196, unit_length=4))
-        config = TransformerConfig(num_tokens=nb_code, code_dim=code_dim, latent_dim=opts["latent_dim"],
-                                   ff_size=opts["ff_size"], num_layers=opts["n_layers"],
-                                   num_heads=opts.get("n_heads", 6), num_quantizers=nq, clip_dim=clip_dim,
-                                   share_weight=opts.get("share_weight", False))
-        _save(base / name / "model" / file, entry, _random_state(cls(config), 2), ep=7, total_it=700,
-              scheduler={"last_epoch": 7})
-        models.append(config)
-    _save(base / "length_estimator" / "model" / "finest.tar", "estimator",
-          _random_state(LengthEstimator(clip_dim, 50), 3), epoch=11, niter=4321)
-    return root / "checkpoints"
-
-
 @pytest.fixture(scope="module")
 def small_clip(tmp_path_factory) -> Path:
     """A plain fp16 CLIP state dict of another text width (64, one layer) than the reference's."""
-    config = ClipTextConfig(vocab_size=49408, context_length=77, width=64, layers=1, heads=1, embed_dim=512)
-    path = tmp_path_factory.mktemp("clip") / "ViT-B-32.state_dict.pt"
-    torch.save({k: (v * 0.2).half() for k, v in _random_state(ClipTextEncoder(config), 4).items()}, path)
-    return path
+    return write_clip_state_dict(tmp_path_factory.mktemp("clip") / "ViT-B-32.state_dict.pt", width=64, layers=1,
+                                 heads=1, seed=4)
 
 
 def test_other_configuration_loads_and_generates(tmp_path, small_clip):
     """Q=3, other codebook/widths/heads, an unshared residual model whose opt.txt has no n_heads."""
-    checkpoints = build_checkpoints(
+    checkpoints = write_checkpoints(
         tmp_path, "t2m", nq=3, nb_code=40, code_dim=24, width=32,
         mask=dict(latent_dim=60, ff_size=96, n_layers=1, n_heads=5),
         residual=dict(latent_dim=48, ff_size=80, n_layers=3, share_weight=False))
@@ -112,7 +50,7 @@ def test_other_configuration_loads_and_generates(tmp_path, small_clip):
 
 
 def test_kit_folder_loads_and_generates_21_joints(tmp_path, reference_dir):
-    checkpoints = build_checkpoints(
+    checkpoints = write_checkpoints(
         tmp_path, "kit", nq=5, nb_code=48, code_dim=16, width=24,
         mask=dict(latent_dim=32, ff_size=64, n_layers=2, n_heads=2),
         residual=dict(latent_dim=32, ff_size=64, n_layers=1, n_heads=4, share_weight=True))

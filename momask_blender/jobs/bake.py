@@ -59,6 +59,7 @@ class BakeJob:
     bakes: list[Bake] = field(default_factory=list)
     joints: list[np.ndarray] = field(default_factory=list)  # the source motions, HumanML3D axes
     seams: list[int] = field(default_factory=list)  # model frames where a long motion's windows meet
+    segments: list | None = None            # a prompt sequence (model_core Segments): one motion through each
     controls: object | None = None          # rigify_rig.ControlPlan: bake a generated Rigify rig's controls
 
 
@@ -86,9 +87,12 @@ def resolve_bone_map(obj) -> dict[str, str]:
     return detect_for(obj)
 
 
-def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str,
-            root_motion: str, foot_lock: bool) -> BakeJob:
-    """Check the inputs and read everything the bake needs from Blender. Changes nothing."""
+def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str = "",
+            root_motion: str = "full", foot_lock: bool = True, segments: list | None = None) -> BakeJob:
+    """Check the inputs and read everything the bake needs from Blender. Changes nothing.
+
+    The motion comes from `source_path` (a motion file), or the model: `generation`, and with
+    `segments` one continuous motion through a prompt sequence."""
     from ..rig.bone_map import missing_required
     from ..rig.resample import scene_fps
     from ..scene.rig_reader import check_armature, read_rig
@@ -114,7 +118,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     else:
         plan = plan_rig(read_rig(obj), bone_map)
     job = BakeJob(object_name=obj.name, plan=plan, options=options, frame_start=context.scene.frame_current,
-                  action_name="", generation=generation, controls=controls)
+                  action_name="", generation=generation, controls=controls, segments=segments)
     if source_path:
         from ..scene.sources import load_source
 
@@ -123,13 +127,29 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     else:
         if generation is None or not prompt.strip():
             raise MomaskError("the prompt is empty: describe the motion in a sentence")
-        from .model_cache import check_paths
+        from ..setup.weights import check_paths
 
         check_paths(generation.checkpoints, generation.clip)
         job.action_name = prompt.strip()
     job.action_name = job.action_name[:MAX_PROMPT_NAME]
     job.timings["prepare_s"] = time.perf_counter() - started
     return job
+
+
+def sequence_segments(text: str) -> list:
+    """The segments of a prompt sequence (lines of `seconds<TAB>prompt`), at most 10 minutes in all."""
+    import model_core
+    from model_core.generation.timeline import parse_sequence
+    from model_core.settings import MAX_LONG_SECONDS
+
+    try:
+        segments = parse_sequence(text)
+    except model_core.ModelError as err:
+        raise MomaskError(str(err)) from None
+    total = sum(s.frames for s in segments) / FPS
+    if total > MAX_LONG_SECONDS:
+        raise MomaskError(f"the sequence lasts {total:g} s, more than the {MAX_LONG_SECONDS:g} s maximum")
+    return segments
 
 
 # ----------------------------------------------------------------------------- compute (pure)
@@ -141,7 +161,7 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
         motions = [job.source]
         fps = job.source_fps
     else:
-        motions, timings, job.seams = generate(job.generation, progress)
+        motions, timings, job.seams = generate(job.generation, progress, job.segments)
         job.timings.update(timings)
         fps = FPS
     started = time.perf_counter()
@@ -151,20 +171,26 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
     return job
 
 
-def generate(gen: Generation, progress=None) -> tuple[list[np.ndarray], dict[str, float], list[int]]:
+def generate(gen: Generation, progress=None, segments=None) -> tuple[list[np.ndarray], dict[str, float], list[int]]:
     """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length, and
-    the frames where a long motion's windows meet."""
+    the frames where a long motion's windows meet. With `segments`, one continuous motion follows
+    each segment's prompt in turn."""
     from .model_cache import get_model
 
     started = time.perf_counter()
     model = get_model(gen.checkpoints, gen.clip, gen.device)
     loaded = time.perf_counter()
     import model_core
+    from model_core.generation.timeline import generate_sequence
 
     try:
         settings = gen.settings()
-        motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
-                                settings=settings, progress=progress)
+        if segments:
+            motion = generate_sequence(model, segments, seed=gen.seed, variations=gen.variations,
+                                       settings=settings, progress=progress)
+        else:
+            motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
+                                    settings=settings, progress=progress)
     except model_core.ModelError as err:
         raise MomaskError(str(err)) from None
     joints = np.asarray(motion.joints, dtype=np.float64)
@@ -282,6 +308,27 @@ def _write_rigify(obj, job: BakeJob, bake: Bake, name: str, keep):
     act = write_bake(obj, controls, name, job.frame_start, keep_root_from=keep)
     rigify_rig.key_switches(obj, act, job.controls, job.frame_start)
     return act
+
+
+def record_variations(context, job: BakeJob, actions: list) -> None:
+    """List the new Actions in the sidebar's variations (when the add-on's scene settings exist)."""
+    import bpy
+
+    from ..scene import variations
+
+    settings = getattr(context.scene, "momask", None)
+    obj = bpy.data.objects.get(job.object_name)
+    if settings is not None and obj is not None:
+        variations.record(settings, obj, actions, job.generation.seed if job.generation is not None else 0)
+
+
+def run(context, obj, **prepare_args) -> tuple[BakeJob, list]:
+    """prepare → compute → apply in a row on this thread, for the command lines and scripts
+    (the Generate operator runs the same three steps, compute in a worker thread)."""
+    job = compute(prepare(context, obj, **prepare_args))
+    actions = apply(context, job)
+    record_variations(context, job, actions)
+    return job, actions
 
 
 def summary(job: BakeJob, actions) -> dict:

@@ -2,29 +2,12 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from ..errors import MomaskError
+from ..setup.weights import check_paths
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str], object] = {}
-
-WHERE = "Edit > Preferences > Add-ons > MoMask"
-
-
-def check_paths(checkpoints: str, clip: str) -> tuple[Path, Path]:
-    """Both model paths given and present, or a message that says where to set them."""
-    if not checkpoints:
-        raise MomaskError(f"the MoMask checkpoint folder is not set: set it in {WHERE} (or pass it)")
-    if not clip:
-        raise MomaskError(f"the CLIP file (ViT-B-32.pt) is not set: set it in {WHERE} (or pass it)")
-    ckpt, clip_path = Path(checkpoints).expanduser(), Path(clip).expanduser()
-    if not ckpt.is_dir():
-        raise MomaskError(f"the checkpoint folder {ckpt} does not exist: fix it in {WHERE}")
-    if not clip_path.is_file():
-        raise MomaskError(f"the CLIP file {clip_path} does not exist: fix it in {WHERE}")
-    return ckpt, clip_path
-
 
 def get_model(checkpoints: str, clip: str, device: str = "cpu"):
     """The loaded model for these paths, loading it on first use."""

@@ -59,7 +59,7 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     from ..rig.resample import scene_fps
     from ..rig.retarget import plan_rig
     from ..scene.rig_reader import check_armature, read_rig
-    from .model_cache import check_paths
+    from ..setup.weights import check_paths
 
     started = time.perf_counter()
     check_armature(obj)
@@ -180,3 +180,9 @@ def apply_timeline(context, job: TimelineJob) -> dict:
                                                       float(job.window.sample_frames()[-1])],
             "curves": sum(ch.values.shape[1] for ch in job.channels), "original_copy": copy.name if copy else None,
             "seconds": {k: round(v, 4) for k, v in job.timings.items()}}
+
+
+def run(context, obj, window_for, **prepare_args) -> dict:
+    """prepare → compute → apply in a row on this thread, for the command lines and scripts (the
+    timeline operators run the same three steps, compute in a worker thread)."""
+    return apply_timeline(context, compute_timeline(prepare_timeline(context, obj, window_for, **prepare_args)))

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from model_core.checkpoints.options import read_options
+from model_core.errors import ModelError
+
 MISSING, FOUND, VERIFIED = "missing", "found", "verified"
 
 # OpenAI publishes ViT-B/32 under a URL that contains the file's SHA-256.
@@ -159,17 +162,11 @@ def discover_release(dataset_dir: Path, dataset: str = "t2m") -> Release | None:
 
 
 def read_opt(path: Path) -> dict[str, str]:
-    """The `key: value` lines of an official opt.txt (values kept as text)."""
+    """The options of an official opt.txt as text (the loader's own parser), {} when unreadable."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        return {key: str(value) for key, value in read_options(path).items()}
+    except (ModelError, OSError):
         return {}
-    opts = {}
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if sep and not key.startswith("-"):
-            opts[key.strip()] = value.strip()
-    return opts
 
 
 # Hashing a 350 MB file takes seconds; the UI redraws often. Cache by (path, size, mtime).

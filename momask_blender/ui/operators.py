@@ -133,14 +133,10 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
         global last_job, last_actions
         actions = job.apply(context, bake_job)
         last_job, last_actions = bake_job, actions
-        settings = _settings(context)
-        obj = bpy.data.objects.get(bake_job.object_name)
-        if settings is not None and obj is not None:
-            seed = bake_job.generation.seed if bake_job.generation is not None else 0
-            variations.record(settings, obj, actions, seed)
+        job.record_variations(context, bake_job, actions)
         frames = bake_job.bakes[0].frames
         if len(actions) > 1:
-            return f"{len(actions)} variations of '{bake_job.action_name}' ({frames} frames) on {obj.name}"
+            return f"{len(actions)} variations of '{bake_job.action_name}' ({frames} frames) on {bake_job.object_name}"
         return f"'{actions[0].name}': {frames} frames on {bake_job.object_name}"
 
     def job_finished(self, context, state):

@@ -6,12 +6,9 @@ runner: `invoke` computes in a worker thread with progress and Esc; `execute` is
 """
 from __future__ import annotations
 
-import time
-
 import bpy
-import numpy as np
 
-from model_core.settings import EDIT_RESIDUAL_GUIDANCE, FPS
+from model_core.settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_LONG_SECONDS
 
 from ..errors import MomaskError
 from ..jobs import bake as bake_job
@@ -147,64 +144,32 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
         ("full", "Full", ""), ("in-place", "In place", ""), ("keep", "Keep existing path", "")], default="full")
     foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True)
 
-    def _segments(self, context):
-        import model_core
-        from model_core.generation.timeline import MAX_LONG_SECONDS, parse_sequence
-
-        try:
-            if self.use_scene_rows:
-                rows = context.scene.momask_timeline.rows
-                text = "\n".join(f"{r.seconds}\t{r.prompt}" for r in rows)
-                if not rows:
-                    raise MomaskError("the prompt sequence has no rows: add a row with a prompt and its seconds")
-            elif self.sequence.strip():
-                text = self.sequence
-            else:
-                if not self.seconds > 0 or self.seconds > MAX_LONG_SECONDS:
-                    raise MomaskError(f"the length must be more than 0 and at most {MAX_LONG_SECONDS:g} s, "
-                                      f"got {self.seconds:g} s")
-                if not self.prompt.strip():
-                    raise MomaskError("the prompt is empty: describe the motion in a sentence")
-                text = f"{self.seconds}\t{self.prompt.strip()}"
-            segments = parse_sequence(text)
-        except model_core.ModelError as err:
-            raise MomaskError(str(err)) from None
-        total = sum(s.frames for s in segments) / FPS
-        if total > MAX_LONG_SECONDS:
-            raise MomaskError(f"the sequence lasts {total:g} s, more than the {MAX_LONG_SECONDS:g} s maximum")
-        return segments
+    def _sequence_text(self, context) -> str:
+        """The rows to generate: the panel's rows, the `sequence` text, or the prompt for `seconds`."""
+        if self.use_scene_rows:
+            rows = context.scene.momask_timeline.rows
+            if not rows:
+                raise MomaskError("the prompt sequence has no rows: add a row with a prompt and its seconds")
+            return "\n".join(f"{r.seconds}\t{r.prompt}" for r in rows)
+        if self.sequence.strip():
+            return self.sequence
+        if not self.seconds > 0 or self.seconds > MAX_LONG_SECONDS:
+            raise MomaskError(f"the length must be more than 0 and at most {MAX_LONG_SECONDS:g} s, "
+                              f"got {self.seconds:g} s")
+        if not self.prompt.strip():
+            raise MomaskError("the prompt is empty: describe the motion in a sentence")
+        return f"{self.seconds}\t{self.prompt.strip()}"
 
     def job_prepare(self, context):
-        segments = self._segments(context)
+        segments = bake_job.sequence_segments(self._sequence_text(context))
         title = " / ".join(dict.fromkeys(s.prompt for s in segments))
         seconds = sum(s.frames for s in segments) / FPS
-        job = bake_job.prepare(context, _active_armature(context), prompt=title,
-                               generation=self.generation(context, title, seconds),
-                               source_path="", root_motion=self.root_motion, foot_lock=self.foot_lock)
-        return job, segments
+        return bake_job.prepare(context, _active_armature(context), prompt=title,
+                                generation=self.generation(context, title, seconds), root_motion=self.root_motion,
+                                foot_lock=self.foot_lock, segments=segments)
 
-    def job_compute(self, data, progress):
-        import model_core
-        from model_core.generation.timeline import generate_sequence
-
-        from ..jobs.model_cache import get_model
-
-        job, segments = data
-        started = time.perf_counter()
-        model = get_model(job.generation.checkpoints, job.generation.clip, job.generation.device)
-        loaded = time.perf_counter()
-        try:
-            motion = generate_sequence(model, segments, seed=job.generation.seed,
-                                       settings=job.generation.settings(), progress=progress)
-        except model_core.ModelError as err:
-            raise MomaskError(str(err)) from None
-        joints = np.asarray(motion.joints[0, : motion.lengths[0]], np.float64)
-        if not np.isfinite(joints).all():
-            raise MomaskError("the model produced NaN/inf joint positions (broken checkpoints?)")
-        job.source, job.source_fps, job.seams = joints, float(FPS), list(motion.seams)
-        bake_job.compute(job)
-        job.timings.update(load_model_s=loaded - started, generate_s=time.perf_counter() - loaded)
-        return job
+    def job_compute(self, job, progress):
+        return bake_job.compute(job, progress)
 
     def job_apply(self, context, job) -> str:
         global last_result

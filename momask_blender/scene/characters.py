@@ -1,0 +1,94 @@
+"""Getting a character into the scene: importing a rig file with Blender's own importers, picking
+its armature, or building Blender's human metarig for the demo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..errors import MomaskError
+from ..rig.skeleton import JOINTS, NEXT, PARENTS, t_pose, to_blender
+
+RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
+
+
+def import_rig(path: Path) -> None:
+    """Load the character into a fresh, empty scene with Blender's own importers."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise MomaskError(f"rig file not found: {path}")
+    if suffix not in RIG_SUFFIXES:
+        raise MomaskError(f"unsupported rig file {path.name}: use one of {', '.join(RIG_SUFFIXES)}")
+    try:
+        if suffix == ".blend":
+            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+            return
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        if suffix in (".glb", ".gltf", ".vrm"):
+            bpy.ops.import_scene.gltf(filepath=str(path))
+        elif suffix == ".fbx":
+            bpy.ops.import_scene.fbx(filepath=str(path))
+        else:
+            bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False)
+    except RuntimeError as err:
+        raise MomaskError(f"Blender could not import {path.name}: {str(err).strip()[-400:]}") from None
+
+
+def pick_armature(name: str | None):
+    """The armature called `name`, or the one with the most bones."""
+    arms = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
+    if name:
+        obj = bpy.data.objects.get(name)
+        if obj is None or obj.type != "ARMATURE":
+            raise MomaskError(f"no armature named '{name}' (armatures: {', '.join(o.name for o in arms) or 'none'})")
+        return obj
+    if not arms:
+        raise MomaskError("the file has no armature")
+    return max(arms, key=lambda o: len(o.data.bones))
+
+
+def build_metarig():
+    """Blender's human metarig (Rigify's, built by its operator) in a fresh empty scene; a plain
+    armature of the HumanML3D skeleton when Rigify is not available."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    try:
+        import addon_utils
+
+        addon_utils.enable("rigify", default_set=True)
+        bpy.ops.object.armature_human_metarig_add()
+        obj = bpy.context.object
+        bpy.ops.object.mode_set(mode="OBJECT")
+        return obj, "Rigify human metarig"
+    except (ImportError, AttributeError, RuntimeError):
+        return build_plain_rig(), "plain HumanML3D-skeleton armature (Rigify unavailable)"
+
+
+def build_plain_rig():
+    """An armature of the HumanML3D skeleton in a T-pose, its bones named as in BVH files."""
+    pos = to_blender(t_pose())
+    arm = bpy.data.armatures.new("Human")
+    obj = bpy.data.objects.new("Human", arm)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.object.mode_set(mode="EDIT")
+    names = {0: "Hips", 3: "Spine", 6: "Spine1", 9: "Spine2", 12: "Neck", 15: "Head"}
+    sides = {"left": "Left", "right": "Right"}
+    parts = {"hip": "UpLeg", "knee": "Leg", "ankle": "Foot", "foot": "ToeBase", "collar": "Shoulder",
+             "shoulder": "Arm", "elbow": "ForeArm", "wrist": "Hand"}
+    for j, joint in enumerate(JOINTS):
+        if j not in names:
+            side, _, part = joint.partition("_")
+            names[j] = sides[side] + parts[part]
+    bones = {}
+    for j in range(22):
+        b = arm.edit_bones.new(names[j])
+        b.head = pos[j]
+        tail = pos[NEXT[j]] if j in NEXT else pos[j] + (pos[j] - pos[PARENTS[j]]) * 0.5
+        b.tail = tail if np.linalg.norm(tail - pos[j]) > 1e-3 else pos[j] + np.array([0.0, 0.0, 0.1])
+        bones[j] = b
+    for j in range(1, 22):
+        bones[j].parent = bones[PARENTS[j]]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
