@@ -11,7 +11,16 @@ from momask_blender.errors import MomaskError
 from momask_blender.rig import windows as inpaint
 from momask_blender.rig.resample import interpolate
 from momask_blender.rig.retarget import RetargetOptions, plan_rig, retarget
-from momask_blender.rig.rotations import axis_angle, euler_from_matrix, quat_to_matrix, rotation_angle
+from momask_blender.rig.rotations import (
+    axis_angle,
+    euler_from_matrix,
+    euler_to_quat,
+    from_quat,
+    quat_to_matrix,
+    rotation_angle,
+    slerp,
+    to_quat,
+)
 from momask_blender.rig.skeleton import INDEX, JOINTS
 from tests.test_retarget import LIMBS, a_pose_rig, walking_turn
 
@@ -203,9 +212,9 @@ def _random_quats(n, seed=0):
 
 def test_slerp_is_a_rotation_interpolation():
     q0, q1 = _random_quats(50, 1), _random_quats(50, 2)
-    assert np.allclose(np.abs((inpaint.slerp(q0, q1, 0.0) * q0).sum(1)), 1)
-    assert np.allclose(np.abs((inpaint.slerp(q0, q1, 1.0) * q1).sum(1)), 1)
-    half = inpaint.slerp(q0, q1, 0.5)
+    assert np.allclose(np.abs((slerp(q0, q1, 0.0) * q0).sum(1)), 1)
+    assert np.allclose(np.abs((slerp(q0, q1, 1.0) * q1).sum(1)), 1)
+    half = slerp(q0, q1, 0.5)
     assert np.allclose(np.linalg.norm(half, axis=1), 1)
     a = rotation_angle(np.swapaxes(quat_to_matrix(q0), -1, -2) @ quat_to_matrix(half))
     b = rotation_angle(np.swapaxes(quat_to_matrix(half), -1, -2) @ quat_to_matrix(q1))
@@ -245,19 +254,19 @@ def test_rotation_channels_round_trip(mode):
     q = _random_quats(20, 4)
     q *= np.sign(q[:, :1])
     start = {"QUATERNION": [1.0, 0, 0, 0], "AXIS_ANGLE": [0.0, 0, 1, 0]}.get(mode, [0.0, 0, 0])
-    ref = inpaint.from_quat(q[:1], mode, np.array(start))[0]
-    values = inpaint.from_quat(q, mode, ref)
-    back = inpaint.to_quat(values, mode)
+    ref = from_quat(q[:1], mode, np.array(start))[0]
+    values = from_quat(q, mode, ref)
+    back = to_quat(values, mode)
     assert np.allclose(np.abs((back * q).sum(1)), 1, atol=1e-9)
     if mode not in ("QUATERNION", "AXIS_ANGLE"):
         m = quat_to_matrix(q)
-        assert np.allclose(quat_to_matrix(inpaint.euler_to_quat(euler_from_matrix(m, mode), mode)), m, atol=1e-9)
+        assert np.allclose(quat_to_matrix(euler_to_quat(euler_from_matrix(m, mode), mode)), m, atol=1e-9)
 
 
 def test_euler_keys_continue_from_the_key_before():
     e = np.array([[0.0, 0.0, 3.1], [0.0, 0.0, 3.2], [0.0, 0.0, 3.3]])
-    q = inpaint.euler_to_quat(e, "XYZ")
-    assert np.allclose(inpaint.from_quat(q, "XYZ", np.array([0.0, 0.0, 3.0])), e)
+    q = euler_to_quat(e, "XYZ")
+    assert np.allclose(from_quat(q, "XYZ", np.array([0.0, 0.0, 3.0])), e)
 
 
 def test_blend_rotation_range_and_extension():

@@ -17,7 +17,7 @@ from ..errors import MomaskError
 from ..rig import windows as inpaint
 from ..rig.resample import interpolate
 from ..scene.animation import animation_range, channelbag, read_channel, sample_pose
-from ..scene.keyframes import bone_path, ensure_fcurve, replace_range
+from ..scene.keyframes import bone_path, ensure_fcurve, replace_range, rotation_property
 from . import bake as bake_job
 
 
@@ -89,7 +89,7 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
         name = plan.rig.names[seg.bone]
         pb = obj.pose.bones[name]
         mode = pb.rotation_mode
-        prop = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(mode, "rotation_euler")
+        prop = rotation_property(mode)
         channels.append(_channel(fcurves, pb, prop, mode, len(channels), frames, window.anchor))
     mover = plan.rig.names[plan.mover]
     channels.append(_channel(fcurves, obj.pose.bones[mover], "location", "LOCATION", -1, frames, window.anchor))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_core.motion.quaternion import qmul, quaternion_to_matrix
+
 EPS = 1e-9
 
 
@@ -108,19 +110,8 @@ def max_1(x: np.ndarray) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    q = normalize(np.asarray(q, dtype=np.float64))
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    m = np.empty(q.shape[:-1] + (3, 3))
-    m[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    m[..., 0, 1] = 2 * (x * y - z * w)
-    m[..., 0, 2] = 2 * (x * z + y * w)
-    m[..., 1, 0] = 2 * (x * y + z * w)
-    m[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    m[..., 1, 2] = 2 * (y * z - x * w)
-    m[..., 2, 0] = 2 * (x * z - y * w)
-    m[..., 2, 1] = 2 * (y * z + x * w)
-    m[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return m
+    """Rotation matrices (..., 3, 3) of quaternions (w, x, y, z), not necessarily unit (model_core's)."""
+    return quaternion_to_matrix(np.asarray(q, dtype=np.float64))
 
 
 def continuous_quats(q: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -169,3 +160,88 @@ def euler_from_matrix(m: np.ndarray, order: str) -> np.ndarray:
 def unwrap_euler(e: np.ndarray, axis: int = 0) -> np.ndarray:
     """Remove 2π jumps per channel along time."""
     return np.unwrap(e, axis=axis)
+
+
+# ----------------------------------------------------------------------------- a bone's rotation channels
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (..., 4) from q0 to q1 by w (...), along the shorter arc."""
+    q0, q1 = normalize(np.asarray(q0, np.float64)), normalize(np.asarray(q1, np.float64))
+    dot = (q0 * q1).sum(-1)
+    q1 = np.where((dot < 0)[..., None], -q1, q1)
+    dot = np.abs(dot)
+    w = np.asarray(w, np.float64)[..., None]
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))[..., None]
+    sin = np.sin(theta)
+    small = sin < 1e-6
+    a = np.where(small, 1 - w, np.sin((1 - w) * theta) / np.where(small, 1.0, sin))
+    b = np.where(small, w, np.sin(w * theta) / np.where(small, 1.0, sin))
+    return normalize(a * q0 + b * q1)
+
+
+def continuous_from(q: np.ndarray, index: int) -> np.ndarray:
+    """Sign-continuous quaternions keeping the sign of q[index]."""
+    out = continuous_quats(q, axis=0)
+    if (out[index] * q[index]).sum() < 0:
+        out = -out
+    return out
+
+
+def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
+    """Quaternions (..., 4) of Blender euler angles (..., 3) in `order` (R = R_k R_j R_i)."""
+    e = np.asarray(e, np.float64)
+    out = np.zeros(e.shape[:-1] + (4,))
+    out[..., 0] = 1.0
+    for axis in order:  # the first letter is applied first
+        i = "XYZ".index(axis)
+        h = e[..., i] / 2
+        q = np.zeros(e.shape[:-1] + (4,))
+        q[..., 0] = np.cos(h)
+        q[..., 1 + i] = np.sin(h)
+        out = qmul(q, out)
+    return out
+
+
+def channel_count(mode: str) -> int:
+    return 3 if mode not in ("QUATERNION", "AXIS_ANGLE") else 4
+
+
+def to_quat(values: np.ndarray, mode: str) -> np.ndarray:
+    """Quaternions (K, 4) from a bone's rotation channel values (K, 3|4) in its rotation mode."""
+    values = np.asarray(values, np.float64)
+    if mode == "QUATERNION":
+        return normalize(values)
+    if mode == "AXIS_ANGLE":
+        axis = normalize(values[:, 1:])
+        h = values[:, :1] / 2
+        q = np.concatenate([np.cos(h), np.sin(h) * axis], axis=1)
+        q[np.linalg.norm(values[:, 1:], axis=1) < 1e-12] = (1.0, 0.0, 0.0, 0.0)
+        return q
+    return euler_to_quat(values, mode)
+
+
+def from_quat(q: np.ndarray, mode: str, reference: np.ndarray | None = None) -> np.ndarray:
+    """Channel values (K, 3|4) of quaternions (K, 4) in a bone's rotation mode, sign-continuous and
+    euler turns unwrapped along the keys. With `reference` (C,), the channel values just before the
+    first key, they continue from it (sign, axis and euler turns kept close to it)."""
+    q = np.asarray(q, np.float64)
+    if reference is None:
+        q = continuous_quats(q, axis=0)
+    else:
+        reference = np.asarray(reference, np.float64)
+        q = continuous_from(np.concatenate([to_quat(reference[None], mode), q]), 0)[1:]
+    if mode == "QUATERNION":
+        return q
+    if mode == "AXIS_ANGLE":
+        s = np.linalg.norm(q[:, 1:], axis=1)
+        angle = 2 * np.arctan2(s, q[:, 0])
+        axis = q[:, 1:] / np.maximum(s, 1e-12)[:, None]
+        still = (0.0, 1.0, 0.0) if reference is None or not np.linalg.norm(reference[1:]) > 0 \
+            else normalize(reference[1:])
+        axis[s < 1e-9] = still
+        return np.concatenate([angle[:, None], axis], axis=1)
+    e = euler_from_matrix(quat_to_matrix(q), mode)
+    if reference is not None:
+        e = np.concatenate([reference[None], e])
+    return np.unwrap(e, axis=0)[0 if reference is None else 1:]

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_core.motion.quaternion import qmul
 from model_core.settings import MAX_FRAMES
 
 from ..errors import MomaskError
 from .retarget import RigPlan, _mover_location, joints_from_pose, local_rotations, solve_rotations
-from .rotations import continuous_quats, matrix_to_quat, normalize
+from .rotations import continuous_quats, from_quat, matrix_to_quat, quat_to_matrix, slerp, to_quat
 from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
 
 TOKEN = 4                 # model frames per token
@@ -274,21 +273,6 @@ def put_back(decoded: np.ndarray, aligned: np.ndarray, original: np.ndarray, con
 # ----------------------------------------------------------------------------- blending
 
 
-def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Spherical interpolation (..., 4) from q0 to q1 by w (...), along the shorter arc."""
-    q0, q1 = normalize(np.asarray(q0, np.float64)), normalize(np.asarray(q1, np.float64))
-    dot = (q0 * q1).sum(-1)
-    q1 = np.where((dot < 0)[..., None], -q1, q1)
-    dot = np.abs(dot)
-    w = np.asarray(w, np.float64)[..., None]
-    theta = np.arccos(np.clip(dot, -1.0, 1.0))[..., None]
-    sin = np.sin(theta)
-    small = sin < 1e-6
-    a = np.where(small, 1 - w, np.sin((1 - w) * theta) / np.where(small, 1.0, sin))
-    b = np.where(small, w, np.sin(w * theta) / np.where(small, 1.0, sin))
-    return normalize(a * q0 + b * q1)
-
-
 def blend_frames(count: int, fps: float) -> int:
     """Frames of the blend at each border of a range of `count` keys."""
     return int(max(1, min(max(MIN_BLEND_FRAMES, round(BLEND_SECONDS * fps)), count // 3)))
@@ -327,8 +311,6 @@ def fade_offset(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int)
     """Quaternions (K, 4) of the new keys: `new` (K+1, 4) holds the new motion at the join (its
     first row when the new keys follow the join, its last when they precede it) and at each key;
     the rotation taking the join onto `anchor` (the original key there) is faded out over `blend`."""
-    from .rotations import quat_to_matrix
-
     new = np.asarray(new, np.float64)
     join, keys = (new[0], new[1:]) if at_start else (new[-1], new[:-1])
     if not len(keys):
@@ -339,44 +321,12 @@ def fade_offset(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int)
     return matrix_to_quat(d @ quat_to_matrix(keys))
 
 
-def _continuous_from(q: np.ndarray, index: int) -> np.ndarray:
-    """Sign-continuous quaternions keeping the sign of q[index]."""
-    out = continuous_quats(q, axis=0)
-    if (out[index] * q[index]).sum() < 0:
-        out = -out
-    return out
-
-
 def fade_values(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int) -> np.ndarray:
     """Location values (K, C) of the new keys: `new` (K+1, C) laid out as in `fade_offset`, the
     offset to the original key at the join faded out over `blend` keys."""
     new = np.asarray(new, np.float64)
     join, keys = (new[0], new[1:]) if at_start else (new[-1], new[:-1])
     return keys + _fade(len(keys), at_start, blend)[:, None] * (np.asarray(anchor, np.float64) - join)
-
-
-def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
-    """Quaternions (..., 4) of Blender euler angles (..., 3) in `order` (R = R_k R_j R_i)."""
-    e = np.asarray(e, np.float64)
-    out = np.zeros(e.shape[:-1] + (4,))
-    out[..., 0] = 1.0
-    for axis in order:  # the first letter is applied first
-        i = "XYZ".index(axis)
-        h = e[..., i] / 2
-        q = np.zeros(e.shape[:-1] + (4,))
-        q[..., 0] = np.cos(h)
-        q[..., 1 + i] = np.sin(h)
-        out = qmul(q, out)
-    return out
-
-
-def euler_near(q: np.ndarray, order: str, reference: np.ndarray) -> np.ndarray:
-    """Euler angles (K, 3) of quaternions (K, 4) in `order`, unwrapped to follow on from `reference` (3,)."""
-    from .rotations import euler_from_matrix, quat_to_matrix
-
-    e = euler_from_matrix(quat_to_matrix(q), order)
-    e = np.concatenate([np.asarray(reference, np.float64)[None], e])
-    return np.unwrap(e, axis=0)[1:]
 
 
 # ----------------------------------------------------------------------------- the model step
@@ -416,41 +366,6 @@ def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed
 
 
 # ----------------------------------------------------------------------------- channels
-
-
-def channel_count(mode: str) -> int:
-    return 3 if mode not in ("QUATERNION", "AXIS_ANGLE") else 4
-
-
-def to_quat(values: np.ndarray, mode: str) -> np.ndarray:
-    """Quaternions (K, 4) from a bone's rotation channel values (K, 3|4) in its rotation mode."""
-    values = np.asarray(values, np.float64)
-    if mode == "QUATERNION":
-        return normalize(values)
-    if mode == "AXIS_ANGLE":
-        axis = normalize(values[:, 1:])
-        h = values[:, :1] / 2
-        q = np.concatenate([np.cos(h), np.sin(h) * axis], axis=1)
-        q[np.linalg.norm(values[:, 1:], axis=1) < 1e-12] = (1.0, 0.0, 0.0, 0.0)
-        return q
-    return euler_to_quat(values, mode)
-
-
-def from_quat(q: np.ndarray, mode: str, reference: np.ndarray) -> np.ndarray:
-    """Channel values (K, 3|4) of quaternions in a rotation mode, continuing from `reference` (C,),
-    the channel values just before the first key (sign, axis and euler turns kept close to it)."""
-    q = np.asarray(q, np.float64)
-    reference = np.asarray(reference, np.float64)
-    if mode == "QUATERNION":
-        return _continuous_from(np.concatenate([to_quat(reference[None], mode), q]), 0)[1:]
-    if mode == "AXIS_ANGLE":
-        q = _continuous_from(np.concatenate([to_quat(reference[None], mode), q]), 0)[1:]
-        s = np.linalg.norm(q[:, 1:], axis=1)
-        angle = 2 * np.arctan2(s, q[:, 0])
-        axis = q[:, 1:] / np.maximum(s, 1e-12)[:, None]
-        axis[s < 1e-9] = normalize(reference[1:]) if np.linalg.norm(reference[1:]) > 0 else (0.0, 1.0, 0.0)
-        return np.concatenate([angle[:, None], axis], axis=1)
-    return euler_near(q, mode, reference)
 
 
 def blend_rotation(mode: str, original: np.ndarray, new: np.ndarray, kind: str, blend: int,

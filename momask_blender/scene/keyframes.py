@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..rig.rotations import euler_from_matrix, quat_to_matrix
+from ..rig.rotations import from_quat
 
 LINEAR = 1  # the enum value of 'LINEAR' in Keyframe.interpolation
 
@@ -56,20 +56,12 @@ def _write_curves(fcurves, data_path: str, group: str, frames: np.ndarray, value
         fc.update()
 
 
-def _rotation_values(pose_bone, quats: np.ndarray) -> tuple[str, np.ndarray]:
-    """(property name, values) in the bone's own rotation mode."""
-    mode = pose_bone.rotation_mode
-    if mode == "QUATERNION":
-        return "rotation_quaternion", quats
-    if mode == "AXIS_ANGLE":
-        w = np.clip(quats[:, 0], -1.0, 1.0)
-        angle = 2.0 * np.arccos(w)
-        s = np.sqrt(np.maximum(1.0 - w * w, 1e-12))
-        axis = quats[:, 1:] / s[:, None]
-        axis[s < 1e-6] = (0.0, 1.0, 0.0)
-        return "rotation_axis_angle", np.concatenate([angle[:, None], axis], axis=1)
-    eul = euler_from_matrix(quat_to_matrix(quats), mode)
-    return "rotation_euler", np.unwrap(eul, axis=0)
+ROTATION_PROPERTY = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
+
+
+def rotation_property(mode: str) -> str:
+    """The pose-bone property that holds a rotation in this rotation mode."""
+    return ROTATION_PROPERTY.get(mode, "rotation_euler")
 
 
 def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=None):
@@ -92,7 +84,7 @@ def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=Non
     fcurves = fcurve_collection(obj, action)
     for k, name in enumerate(bake.bone_names):
         pb = obj.pose.bones[name]
-        prop, values = _rotation_values(pb, bake.quats[:, k])
+        prop, values = rotation_property(pb.rotation_mode), from_quat(bake.quats[:, k], pb.rotation_mode)
         _write_curves(fcurves, bone_path(name, prop), name, frames, values)
     if bake.root_bone and bake.root_location is not None:
         path = bone_path(bake.root_bone, "location")
