@@ -170,9 +170,21 @@ def solve_controls(obj, cplan: ControlPlan, plan, bake):
 
     Needs the rig without an action (or with one that doesn't key the controls) and the limbs in FK.
     """
-    import bpy
-    from mathutils import Matrix, Quaternion
+    from ..rig.rotations import continuous_quats
 
+    names = [cplan.controls[j] for j in cplan.controls]
+    target_rot, root_rot, root_head, guess = _control_targets(obj, cplan, plan, bake)
+    root_q, root_loc, quats = _solve_on_rig(obj, names, cplan.root_control, target_rot, root_rot, root_head, guess)
+    out = np.stack([root_q] + [quats[n] for n in names], axis=1)
+    return [cplan.root_control] + names, continuous_quats(out, axis=0), root_loc
+
+
+def _control_targets(obj, cplan: ControlPlan, plan, bake):
+    """Armature-space targets of every control over the bake, and a first guess of their local rotations.
+
+    Returns (control rotations {name: (F, 3, 3)}, root rotation (F, 3, 3), root head (F, 3),
+    guessed local quaternions {name: (F, 4)}).
+    """
     from ..rig.rotations import continuous_quats, matrix_to_quat
 
     rig = plan.rig
@@ -182,7 +194,6 @@ def solve_controls(obj, cplan: ControlPlan, plan, bake):
     A_rot = A[:3, :3] / np.linalg.norm(A[:3, :3], axis=0)  # object rotation (uniform scale assumed)
     Q = np.einsum("ij,fnjk,kl->fnil", A_rot.T, bake.world_rotations, A_rot)  # armature-space deltas
     heads = bake.heads @ A_inv[:3, :3].T + A_inv[:3, 3]
-    F = bake.frames
     joints = list(cplan.controls)
     names = [cplan.controls[j] for j in joints]
     rest = {n: np.array(obj.data.bones[n].matrix_local) for n in names + [cplan.root_control]}
@@ -207,11 +218,20 @@ def solve_controls(obj, cplan: ControlPlan, plan, bake):
     for n in names:
         c = _carrier(obj, n, set(rots))
         parent_delta = rots[c] @ rest[c][:3, :3].T if c else np.eye(3)
-        guess[n] = np.swapaxes(parent_delta @ rest[n][:3, :3], -1, -2) @ target_rot[n]
-    quats = {n: continuous_quats(matrix_to_quat(guess[n]), axis=0) for n in names}
-    root_q = np.zeros((F, 4))
-    root_loc = np.zeros((F, 3))
+        local = np.swapaxes(parent_delta @ rest[n][:3, :3], -1, -2) @ target_rot[n]
+        guess[n] = continuous_quats(matrix_to_quat(local), axis=0)
+    return target_rot, root_rot, root_head, guess
 
+
+def _solve_on_rig(obj, names, root, target_rot, root_rot, root_head, quats):
+    """Frame by frame on the evaluated rig: the root by one exact conversion, then the controls
+    iterated until each reaches its target (the rig's own constraints decide where children go).
+    `quats` (the first guess) is refined in place. Returns (root quats, root locations, quats)."""
+    import bpy
+    from mathutils import Matrix, Quaternion
+
+    F = len(root_rot)
+    root_q, root_loc = np.zeros((F, 4)), np.zeros((F, 3))
     pbs = {n: obj.pose.bones[n] for n in names + [root]}
     modes = {n: pb.rotation_mode for n, pb in pbs.items()}
     for pb in pbs.values():  # solved as quaternions; keyed in each bone's own mode later
@@ -255,9 +275,7 @@ def solve_controls(obj, cplan: ControlPlan, plan, bake):
     finally:
         for n, pb in pbs.items():
             pb.rotation_mode = modes[n]
-    out_names = [root] + names
-    out = np.stack([root_q] + [quats[n] for n in names], axis=1)
-    return out_names, continuous_quats(out, axis=0), root_loc
+    return root_q, root_loc, quats
 
 
 def switch_to_fk(obj, cplan: ControlPlan) -> None:
