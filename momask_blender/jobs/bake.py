@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig.retarget import Bake, RetargetOptions, RigPlan, plan_rig, retarget
+from ..rig.plan import RigPlan, plan_rig
+from ..rig.retarget import Bake, RetargetOptions, retarget
 from ..rig.skeleton import FPS, JOINTS
 
 BONE_MAP_PROPERTY = "momask_bone_map"

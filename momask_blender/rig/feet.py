@@ -1,14 +1,10 @@
 """Foot contacts from the source joints, and a two-bone leg IK that pins planted feet."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from .plan import RigPlan, forward_kinematics
 from .rotations import normalize, perpendicular, swing
-
-if TYPE_CHECKING:
-    from .retarget import RigPlan
 
 CONTACT_SPEED = 0.3      # m/s: an ankle slower than this may be planted
 CONTACT_HEIGHT = 0.05    # m above that joint's own lowest height in the motion
@@ -96,8 +92,6 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
               offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World deltas with thighs and shins turned so planted ankles stay put, and the root offset
     lowered where a pinned ankle would be out of the leg's reach."""
-    from .retarget import forward_kinematics
-
     jb = plan.joint_bone
     Q = Q.copy()
     blend = max(1, int(round(BLEND_S * fps)))

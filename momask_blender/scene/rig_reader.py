@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import MomaskError
 from ..rig.bone_map import BoneInfo
-from ..rig.retarget import RigRest
+from ..rig.rest import RigRest
 
 
 def check_armature(obj) -> None:
