@@ -129,11 +129,13 @@ def _extras(rig: _Rig, pelvis: str, chest: str) -> None:
     z = rig.pelvis_z
     prev = pelvis
     for k in range(4):  # a tail, back and down
-        prev = rig.add(f"extra:tail:{k}", prev, (0, 0.1 + 0.12 * k, z - 0.1 * k), (0, 0.22 + 0.12 * k, z - 0.1 * k - 0.1))
+        head = (0, 0.1 + 0.12 * k, z - 0.1 * k)
+        prev = rig.add(f"extra:tail:{k}", prev, head, (0, head[1] + 0.12, head[2] - 0.1))
     for k, x in enumerate((-0.12, 0.12)):  # skirt panels down to the knees
         prev = pelvis
         for n in range(3):
-            prev = rig.add(f"extra:skirt{k}:{n}", prev, (x * 1.2, -0.1, z - 0.15 * n), (x * 1.3, -0.1, z - 0.15 * n - 0.15))
+            top = z - 0.15 * n
+            prev = rig.add(f"extra:skirt{k}:{n}", prev, (x * 1.2, -0.1, top), (x * 1.3, -0.1, top - 0.15))
     head = rig.truth["head"]
     hz = [b for b in rig.bones if b["name"] == head][0]["head"][2]
     for k, x in enumerate((-0.06, 0.06)):  # hair hanging down the back

@@ -73,6 +73,7 @@ class Bake:
     scale: float                    # rig leg length / source leg length
     fps: float
     source: np.ndarray              # (F, 22, 3) the source joints as retargeted (Blender axes, aligned)
+    ball_contacts: np.ndarray | None = None  # (F, 2) planted left/right balls of the feet (source-based)
 
     @property
     def frames(self) -> int:
@@ -240,9 +241,9 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
     offset[:, 2] += lift
     heads = forward_kinematics(plan, Q, offset)
 
-    contacts = feet.detect_contacts(J, options.fps)
+    planted = feet.detect_points(J, options.fps)
     if options.foot_lock and options.root_motion == "full":
-        Q, offset = feet.lock_feet(plan, Q, heads, contacts, options.fps, offset)
+        Q, offset = feet.lock_feet(plan, Q, heads, planted, options.fps, offset)
         heads = forward_kinematics(plan, Q, offset)
 
     bones = plan.key_bones
@@ -251,7 +252,8 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
     root_loc = mover_location(plan, offset)
     return Bake(bone_names=[plan.rig.names[b] for b in bones], quats=quats,
                 root_bone=plan.rig.names[plan.mover], root_location=root_loc, world_rotations=Q,
-                heads=heads, contacts=contacts, scale=scale, fps=options.fps, source=J)
+                heads=heads, contacts=planted[:, :, 0], scale=scale, fps=options.fps, source=J,
+                ball_contacts=planted[:, :, 1])
 
 
 # ----------------------------------------------------------------------------- inverse
