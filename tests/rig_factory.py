@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from momask_blender.rig.rest import BoneInfo
+from momask_blender.rig.rest import BoneInfo, RigRest
 
 
 @dataclass(frozen=True)
@@ -324,3 +324,30 @@ def one_armed(spec: Spec = Spec()) -> tuple[list[BoneInfo], str]:
         if b.name in right or b.parent in drop:
             drop.add(b.name)
     return [b for b in bones if b.name not in drop], truth["left_wrist"]
+
+
+def rest_from_bones(bones: list[BoneInfo], drivers: dict[str, str] | None = None, iks=()) -> RigRest:
+    """A `RigRest` of these bones (world = armature space), each bone's Y axis along head → tail.
+    `drivers`: bone → the bone whose rotation it copies; `iks`: (owner, chain, target) names."""
+    from momask_blender.rig.rest import IKLink
+
+    index = {b.name: i for i, b in enumerate(bones)}
+    n = len(bones)
+    mats = np.tile(np.eye(4), (n, 1, 1))
+    for i, b in enumerate(bones):
+        y = np.subtract(b.tail, b.head)
+        y = y / max(np.linalg.norm(y), 1e-12)
+        ref = np.array([0, 0, 1.0]) if abs(y[2]) < 0.9 else np.array([1.0, 0, 0])
+        x = np.cross(y, ref)
+        x /= np.linalg.norm(x)
+        mats[i, :3, :3] = np.stack([x, y, np.cross(x, y)], axis=1)
+        mats[i, :3, 3] = b.head
+    drv = np.full(n, -1)
+    for bone, src in (drivers or {}).items():
+        drv[index[bone]] = index[src]
+    return RigRest(names=tuple(b.name for b in bones), parents=np.array([index[b.parent] if b.parent else -1
+                                                                          for b in bones]),
+                   matrices=mats, tails=np.array([b.tail for b in bones], float), world=np.eye(4),
+                   connected=np.zeros(n, bool), local_location=np.ones(n, bool), drivers=drv,
+                   helpers=np.array([b.helper for b in bones]),
+                   iks=tuple(IKLink(index[o], c, index[t]) for o, c, t in iks))

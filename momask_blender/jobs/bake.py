@@ -239,7 +239,8 @@ def apply(context, job: BakeJob) -> list:
     obj = bpy.data.objects.get(job.object_name)
     if obj is None or obj.type != "ARMATURE":
         raise MomaskError(f"armature '{job.object_name}' is gone")
-    needed = {name for bake in job.bakes for name in bake.bone_names} | {b.root_bone for b in job.bakes if b.root_bone}
+    needed = {name for bake in job.bakes for name in [*bake.bone_names, *bake.locations]}
+    needed |= {b.root_bone for b in job.bakes if b.root_bone}
     gone = sorted(needed - set(obj.pose.bones.keys()))
     if gone:
         raise MomaskError(f"bones renamed or deleted while the motion was made: {', '.join(gone)}")

@@ -52,6 +52,18 @@ class Foot:
     ball: np.ndarray | None   # the ball of the foot (toe bone's head, or the toes' start)
 
 
+@dataclass(frozen=True)
+class IKGoal:
+    """An IK constraint whose chain holds mapped bones: the bake keys its target (and pole) so the
+    chain lands where the motion has it."""
+
+    target: int
+    owner: int
+    use_tail: bool
+    pole: int          # -1 without a pole
+    root: int          # the chain's top bone: the pole keeps its place relative to it
+
+
 @dataclass
 class RigPlan:
     """Everything about the rig that does not depend on the motion."""
@@ -68,8 +80,10 @@ class RigPlan:
     side_hints: dict[int, np.ndarray]  # spine joints: rest side axis (world)
     torso: list[int] = field(default_factory=list)  # mapped joints pelvis → neck, in order
     torso_fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # their arc positions
+    torso_alias: dict[int, int] = field(default_factory=dict)  # spine joint sharing a torso joint's head → it
     keyed: dict[int, int] = field(default_factory=dict)  # mapped bone → the bone that takes its keys
     feet: list[Foot] = field(default_factory=list)
+    ik_goals: list[IKGoal] = field(default_factory=list)
 
     @property
     def key_bones(self) -> list[int]:
@@ -93,6 +107,10 @@ def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
     left = _rig_left(heads, jb, eps)
     segments = _segments(heads, tails, jb, eps)
     torso, fractions = _torso(heads, jb, segments, eps)
+    # A spine bone that starts where a torso joint does (MMD's 上半身 at 下半身's head) carries that
+    # torso segment: it follows the segment's direction.
+    alias = {j: t for j in (3, 6, 9) if j in jb and j not in torso
+             for t in torso if _dist(heads, jb[j], jb[t]) <= eps}
     hip_line = _line(heads, jb, "left_hip", "right_hip", left)
     shoulder_line = _line(heads, jb, "left_shoulder", "right_shoulder", None)
     if shoulder_line is None:
@@ -102,8 +120,9 @@ def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
     return RigPlan(rig=rig, bone_map=dict(bone_map), joint_bone=jb, segments=segments, heads=heads,
                    left=left, forward=forward,
                    leg_length=_rig_leg_length(heads, tails, jb, height), mover=_mover(rig, heads, jb, height),
-                   side_hints=side_hints, torso=torso, torso_fractions=fractions, keyed=_keyed(rig, jb),
-                   feet=_feet(rig, heads, jb, height, forward))
+                   side_hints=side_hints, torso=torso, torso_fractions=fractions, torso_alias=alias,
+                   keyed=_keyed(rig, jb),
+                   feet=_feet(rig, heads, jb, height, forward), ik_goals=_ik_goals(rig, jb))
 
 
 def _rig_left(heads, jb, eps) -> np.ndarray:
@@ -237,6 +256,21 @@ def _keyed(rig: RigRest, jb: dict[int, int]) -> dict[int, int]:
     return out
 
 
+def _ik_goals(rig: RigRest, jb: dict[int, int]) -> list[IKGoal]:
+    """IK constraints that drive mapped bones, their targets parents first."""
+    mapped = set(jb.values())
+    goals = []
+    for link in rig.iks:
+        chain = [link.owner] + _ancestors(rig.parents, link.owner)
+        chain = chain[: link.chain] if link.chain > 0 else chain
+        if not mapped & set(chain) or link.target in mapped or link.target in chain:
+            continue
+        if link.target in _ancestors(rig.parents, link.owner):
+            continue  # a target above its own chain would move with it
+        goals.append(IKGoal(link.target, link.owner, link.use_tail, link.pole, chain[-1]))
+    return sorted(goals, key=lambda g: g.target)
+
+
 def _feet(rig: RigRest, heads: np.ndarray, jb: dict[int, int], height: float, forward: np.ndarray) -> list[Foot]:
     """Per leg with hip, knee and ankle: the heel (ankle joint) and the ball of the foot (the toe
     bone's head, or where the ankle bone's children start, when they lie forward and low)."""
@@ -286,15 +320,50 @@ def local_rotations(plan: RigPlan, Q: np.ndarray, bones: list[int]) -> np.ndarra
     return np.stack(out, axis=1)
 
 
-def mover_location(plan: RigPlan, offset_world: np.ndarray) -> np.ndarray:
-    """The mover bone's `location` channel values that displace its head by `offset_world`."""
+def location_channel(plan: RigPlan, bone: int, offset_world: np.ndarray, parent_delta: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """The `location` channel values (F, 3) that move `bone`'s head by `offset_world` (F, 3), its
+    parent turned by `parent_delta` (F, 3, 3 world deltas; None: at rest)."""
     rig = plan.rig
     delta_arm = offset_world @ np.linalg.inv(rig.world[:3, :3]).T
-    m = plan.mover
-    if rig.local_location[m]:
-        basis = polar_rotation(rig.matrices[m, :3, :3])
-    elif rig.parents[m] >= 0:
-        basis = polar_rotation(rig.matrices[rig.parents[m], :3, :3])
+    if parent_delta is not None:
+        A = rig.rotation
+        rel = A.T @ parent_delta @ A                      # the parent's turn in armature axes
+        delta_arm = np.einsum("fi,fij->fj", delta_arm, rel)  # = rel^T · delta, row vectors
+    if rig.local_location[bone]:
+        basis = polar_rotation(rig.matrices[bone, :3, :3])
+    elif rig.parents[bone] >= 0:
+        basis = polar_rotation(rig.matrices[rig.parents[bone], :3, :3])
     else:
         basis = np.eye(3)
     return delta_arm @ basis
+
+
+def mover_location(plan: RigPlan, offset_world: np.ndarray) -> np.ndarray:
+    """The mover bone's `location` channel values that displace its head by `offset_world`."""
+    return location_channel(plan, plan.mover, offset_world)
+
+
+def ik_locations(plan: RigPlan, Q: np.ndarray, heads: np.ndarray) -> dict[int, np.ndarray]:
+    """Bone → `location` channel (F, 3) for every IK target and pole of the plan: each target's head
+    where its chain's end is in the bake, each pole kept where it sits relative to its chain's top."""
+    F, N = Q.shape[:2]
+    moved = np.zeros((F, N, 3))                 # head displacement from the targets keyed so far
+    tails = plan.rig.tails_world
+    out: dict[int, np.ndarray] = {}
+    for goal in plan.ik_goals:
+        end = heads[:, goal.owner]
+        if goal.use_tail:
+            end = end + np.einsum("fij,j->fi", Q[:, goal.owner], tails[goal.owner] - plan.heads[goal.owner])
+        wanted = [(goal.target, end)]
+        if goal.pole >= 0 and goal.pole not in out:
+            offset = plan.heads[goal.pole] - plan.heads[goal.root]
+            wanted.append((goal.pole, heads[:, goal.root] + np.einsum("fij,j->fi", Q[:, goal.root], offset)))
+        for bone, point in wanted:
+            delta = point - heads[:, bone] - moved[:, bone]
+            p = int(plan.rig.parents[bone])
+            out[bone] = location_channel(plan, bone, delta, Q[:, p] if p >= 0 else None)
+            for b in range(bone, N):
+                if b == bone or bone in _ancestors(plan.rig.parents, b):
+                    moved[:, b] += delta
+    return out

@@ -6,7 +6,8 @@ object's world matrix; `BoneInfo` is one bone of it in world space, hashable, fo
 (which is cached per rig). Constraints arrive already read: `drivers[b]` is the bone whose
 constraint sets b's rotation (Copy Rotation / Copy Transforms), so keys belong on the driver, and
 `helpers[b]` marks the bones that constraints aim at (IK goals, poles, track targets), which are
-controls, never anatomical joints.
+controls, never anatomical joints; `iks` lists the IK constraints, whose targets and poles the bake
+keys so that the chains they drive land where the motion has them.
 """
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ class BoneInfo:
     helper: bool = False          # a constraint aims at it (IK goal, pole, track target)
 
 
+@dataclass(frozen=True)
+class IKLink:
+    """An IK constraint of the armature, as bone indices: `owner`'s chain of `chain` bones (0: up
+    to the root) reaches for the head of `target`; `pole` (or -1) sets the plane it bends in."""
+
+    owner: int
+    chain: int
+    target: int
+    pole: int = -1
+    use_tail: bool = True
+
+
 def _none(n: int) -> np.ndarray:
     return np.full(n, -1, dtype=int)
 
@@ -50,6 +63,7 @@ class RigRest:
     drivers: np.ndarray | None = None  # (N,) index of the bone whose constraint sets the rotation, -1
     helpers: np.ndarray | None = None  # (N,) bool: a constraint aims at the bone
     deform: np.ndarray | None = None   # (N,) bool: Bone.use_deform
+    iks: tuple[IKLink, ...] = ()       # IK constraints: their chains follow their targets, not their keys
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

@@ -12,7 +12,7 @@ bends in). Unmapped bones follow their parent rigidly. A bone's keyable local ro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from .plan import (
     UP,
     RigPlan,
     forward_kinematics,
+    ik_locations,
     local_rotations,
     mover_location,
 )
@@ -74,6 +75,7 @@ class Bake:
     fps: float
     source: np.ndarray              # (F, 22, 3) the source joints as retargeted (Blender axes, aligned)
     ball_contacts: np.ndarray | None = None  # (F, 2) planted left/right balls of the feet (source-based)
+    locations: dict[str, np.ndarray] = field(default_factory=dict)  # IK targets and poles → location (F, 3)
 
     @property
     def frames(self) -> int:
@@ -136,7 +138,8 @@ def solve_rotations(J: np.ndarray, plan: RigPlan) -> np.ndarray:
         if seg.mode == "inherit":
             Qj[j] = parent_Q
             continue
-        d = torso_dirs[j] if j in torso_dirs else normalize(J[:, seg.target] - J[:, j])
+        alias = plan.torso_alias.get(j, j)
+        d = torso_dirs[alias] if alias in torso_dirs else normalize(J[:, seg.target] - J[:, j])
         Q = swing(parent_Q @ seg.rest_dir, d) @ parent_Q
         name = JOINTS[j]
         if j in plan.side_hints and name in SPINE_SIDE_BLEND:
@@ -246,6 +249,8 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
         Q, offset = feet.lock_feet(plan, Q, heads, planted, options.fps, offset)
         heads = forward_kinematics(plan, Q, offset)
 
+    for bone, driver in plan.keyed.items():  # the lock turned driven bones: their drivers turn with them
+        Q[:, driver] = Q[:, bone]
     bones = plan.key_bones
     local = local_rotations(plan, Q, bones)
     quats = continuous_quats(matrix_to_quat(local), axis=0)
@@ -253,7 +258,8 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
     return Bake(bone_names=[plan.rig.names[b] for b in bones], quats=quats,
                 root_bone=plan.rig.names[plan.mover], root_location=root_loc, world_rotations=Q,
                 heads=heads, contacts=planted[:, :, 0], scale=scale, fps=options.fps, source=J,
-                ball_contacts=planted[:, :, 1])
+                ball_contacts=planted[:, :, 1],
+                locations={plan.rig.names[b]: v for b, v in ik_locations(plan, Q, heads).items()})
 
 
 # ----------------------------------------------------------------------------- inverse

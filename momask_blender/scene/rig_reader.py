@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig.rest import BoneInfo, RigRest
+from ..rig.rest import BoneInfo, IKLink, RigRest
 
 DRIVING = ("COPY_ROTATION", "COPY_TRANSFORMS")
 AIMING = ("IK", "DAMPED_TRACK", "TRACK_TO", "LOCKED_TRACK", "STRETCH_TO", "COPY_LOCATION", "SPLINE_IK")
@@ -54,7 +54,7 @@ def read_rig(obj, parents: dict[str, str | None] | None = None) -> RigRest:
     names = list(parents)
     index = {n: i for i, n in enumerate(names)}
     bones = [obj.data.bones[n] for n in names]
-    drivers, helpers = constraint_roles(obj, index)
+    drivers, helpers, iks = constraint_roles(obj, index)
     return RigRest(
         names=tuple(names),
         parents=np.array([index[parents[n]] if parents[n] else -1 for n in names], dtype=int),
@@ -63,31 +63,32 @@ def read_rig(obj, parents: dict[str, str | None] | None = None) -> RigRest:
         world=np.array(obj.matrix_world),
         connected=np.array([b.use_connect for b in bones], dtype=bool),
         local_location=np.array([b.use_local_location for b in bones], dtype=bool),
-        drivers=drivers, helpers=helpers,
+        drivers=drivers, helpers=helpers, iks=iks,
         deform=np.array([b.use_deform for b in bones], dtype=bool),
     )
 
 
-def constraint_roles(obj, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(drivers, helpers) per bone of `index` from the pose bones' active constraints."""
+def constraint_roles(obj, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, tuple[IKLink, ...]]:
+    """(drivers, helpers, IK links) for the bones of `index` from the pose bones' active constraints."""
     drivers = np.full(len(index), -1, dtype=int)
     helpers = np.zeros(len(index), dtype=bool)
+    iks = []
     for name, i in index.items():
         pb = obj.pose.bones.get(name)
         for c in pb.constraints if pb is not None else ():
             if c.mute or not getattr(c, "enabled", True) or c.influence < MIN_INFLUENCE:
                 continue
-            if getattr(c, "target", None) == obj:
-                sub = index.get(getattr(c, "subtarget", ""), -1)
-                if sub >= 0 and sub != i and c.type in DRIVING:
-                    drivers[i] = sub
-                elif sub >= 0 and sub != i and c.type in AIMING:
-                    helpers[sub] = True
-            if getattr(c, "pole_target", None) == obj:
-                pole = index.get(getattr(c, "pole_subtarget", ""), -1)
-                if pole >= 0:
-                    helpers[pole] = True
-    return drivers, helpers
+            sub = index.get(getattr(c, "subtarget", ""), -1) if getattr(c, "target", None) == obj else -1
+            pole = index.get(getattr(c, "pole_subtarget", ""), -1) if getattr(c, "pole_target", None) == obj else -1
+            if sub >= 0 and sub != i and c.type in DRIVING:
+                drivers[i] = sub
+            elif sub >= 0 and sub != i and c.type in AIMING:
+                helpers[sub] = True
+            if pole >= 0:
+                helpers[pole] = True
+            if c.type == "IK" and sub >= 0 and sub != i:
+                iks.append(IKLink(i, int(c.chain_count), sub, pole, bool(c.use_tail)))
+    return drivers, helpers, tuple(iks)
 
 
 def bone_infos(obj) -> list[BoneInfo]:
