@@ -122,17 +122,9 @@ def build_armature(spec, name: str = "Rig", ik: bool = False, drivers: str = "")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     cm = spec.scale == 100.0
     bones, truth = build(dataclasses.replace(spec, yaw=0.0))
-    arm = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, arm)
-    bpy.context.scene.collection.objects.link(obj)
-    activate(obj)
+    obj = armature_from_bones(bones, name)
+    arm = obj.data
     bpy.ops.object.mode_set(mode="EDIT")
-    for b in bones:
-        eb = arm.edit_bones.new(b.name)
-        eb.head, eb.tail = b.head, b.tail
-    for b in bones:
-        if b.parent:
-            arm.edit_bones[b.name].parent = arm.edit_bones[b.parent]
     if drivers == "chain":
         _deform_copies(arm, truth)
     elif drivers == "controls":
@@ -153,6 +145,24 @@ def build_armature(spec, name: str = "Rig", ik: bool = False, drivers: str = "")
     bpy.context.view_layer.update()
     ensure_registered()
     return obj, truth
+
+
+def armature_from_bones(bones, name: str = "Rig"):
+    """An armature object in the current scene with these bones (BoneInfo: world heads and tails),
+    active and selected, in object mode."""
+    arm = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(obj)
+    activate(obj)
+    bpy.ops.object.mode_set(mode="EDIT")
+    for b in bones:
+        eb = arm.edit_bones.new(b.name)
+        eb.head, eb.tail = b.head, b.tail
+    for b in bones:
+        if b.parent:
+            arm.edit_bones[b.name].parent = arm.edit_bones[b.parent]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
 
 
 def _deform_copies(arm, truth) -> None:
