@@ -32,7 +32,7 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
 
     def execute(self, context):
         from ..scene.rig_reader import check_armature
-        from .mapping_view import refresh
+        from .properties import refresh_mapping
 
         obj = _active_armature(context)
         try:
@@ -46,7 +46,7 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
                                    "hand or load a preset")
             return {"CANCELLED"}
         job.store_detection(obj, found)
-        refresh(context)
+        refresh_mapping(context)
         unsure = found.unsure()
         self.report({"WARNING"} if unsure or found.warnings else {"INFO"},
                     f"{len(found.found)} of 22 joints mapped" + (f"; unsure: {', '.join(unsure)}" if unsure else "")
@@ -102,7 +102,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
     def execute(self, context):
         from ..rig.bone_map import load_preset, map_to_json
         from ..scene.rig_reader import check_armature
-        from .mapping_view import refresh
+        from .properties import refresh_mapping
 
         obj = _active_armature(context)
         try:
@@ -114,7 +114,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
         obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
         if job.BONE_MAP_INFO_PROPERTY in obj.keys():  # detection's record no longer describes this map
             del obj[job.BONE_MAP_INFO_PROPERTY]
-        refresh(context)
+        refresh_mapping(context)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
         return {"FINISHED"}
 

@@ -100,10 +100,27 @@ def set_bone(obj, joint: str, bone: str) -> str | None:
                                                              for j, (c, h) in shown.found.items()
                                                              if c is not None and (b := shown.bone_map.get(j))}})
     obj[BONE_MAP_PROPERTY] = map_to_json(new)
-    from .mapping_view import refresh
-
-    refresh(bpy.context)
+    refresh_mapping(bpy.context)
     return moved
+
+
+def refresh_mapping(context) -> None:
+    """The "Show Mapping" toggle (a WindowManager property, never saved): colour the target
+    armature's mapped bones if it is on, else give every bone its own colours back. Called when the
+    toggle changes and whenever the map changes while it is on (`scene.bone_colors` does the work)."""
+    from ..rig.bone_rows import mapping_colors
+    from ..scene import bone_colors
+
+    wm = getattr(context, "window_manager", None)
+    obj = target_armature(context)
+    if not getattr(wm, "momask_show_mapping", False) or obj is None or obj.library is not None:
+        bone_colors.hide_all()
+        return
+    shown = editor_shown(obj)
+    for other in bone_colors.shown_objects():
+        if other != obj:
+            bone_colors.hide(other)
+    bone_colors.show(obj, mapping_colors(shown.bone_map, shown.found))
 
 
 def _bone_getter(joint: str):
@@ -201,9 +218,7 @@ classes = (MOMASK_PG_variation, MOMASK_PG_bone_map, MOMASK_PG_settings, MOMASK_P
 
 # (owner type, attribute, property factory) added by register(), removed by unregister()
 def _show_mapping_changed(self, context):
-    from .mapping_view import refresh
-
-    refresh(context)
+    refresh_mapping(context)
 
 
 POINTERS = (
