@@ -225,8 +225,8 @@ def _rest_pelvis_height() -> float:
 
 
 def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of `rig_joints`: local quaternions (F, K, 4) of the mapped bones (the order of
-    `plan.segments`) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
+    """The inverse of `rig_joints`: local quaternions (F, K, 4) of the keyed bones (`plan.key_bones`:
+    the mapped ones, or their drivers) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
     space `rig_joints` returns (HumanML3D axes, the rig's world placement divided by its scale)."""
     J = to_blender(joints)
     Q = solve_rotations(J, plan)
@@ -235,8 +235,7 @@ def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.
     target = np.empty((len(J), 3))
     target[:, :2] = scale * J[:, 0, :2]
     target[:, 2] = scale * (J[:, 0, 2] - _rest_pelvis_height()) + rest[2]
-    bones = [seg.bone for seg in plan.segments]
-    quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, bones)), axis=0)
+    quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, plan.key_bones)), axis=0)
     return quats, mover_location(plan, target - rest)
 
 
