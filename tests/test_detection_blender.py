@@ -216,3 +216,56 @@ def test_every_shared_rig_bakes_a_bvh_and_a_generated_motion_at_its_true_joints(
     frames, heads = truth_heads(obj, truth)
     err, hand = bh.measure(last_job.joints[0], 20.0, frames, heads, fps)
     assert err.mean() <= 5 and np.percentile(err, 95) <= 12 and hand >= 0.95
+
+
+class _Layout:
+    """Records what a panel's draw() puts on screen (headless Blender has no UI to draw into)."""
+
+    def __init__(self, log):
+        self.log, self.alert, self.enabled, self.scale_y = log, False, True, 1.0
+
+    def _child(self, *args, **kwargs):
+        return _Layout(self.log)
+
+    column = row = split = box = _child
+
+    def label(self, text="", icon="NONE", **kwargs):
+        self.log.append(("label", text, icon, self.alert))
+
+    def prop(self, data, attr, **kwargs):
+        self.log.append(("prop", attr))
+
+    def prop_search(self, data, attr, *args, **kwargs):
+        self.log.append(("row", attr, getattr(data, attr), self.alert))
+
+    def operator(self, idname, **kwargs):
+        self.log.append(("operator", idname))
+
+
+def _draw_bone_map_panel():
+    from momask_blender.ui.panels import MOMASK_PT_bone_map
+
+    log = []
+    panel = type("Panel", (), {"layout": _Layout(log)})()
+    MOMASK_PT_bone_map.draw(panel, bpy.context)
+    return log
+
+
+def test_the_bone_map_panel_shows_confidence_and_the_show_mapping_toggle():
+    obj, truth = bh.build_armature(Spec(naming="meaningless"))
+    log = _draw_bone_map_panel()
+    rows = {e[1]: e for e in log if e[0] == "row"}
+    assert len(rows) == 22 and rows["left_knee"][2] == truth["left_knee"]
+    assert any(e[0] == "label" and e[1].endswith("%") for e in log)  # a confidence per mapped joint
+    assert ("prop", "momask_show_mapping") in log and ("operator", "momask.detect_bone_map") in log
+    bpy.context.scene.momask.bone_map.head = truth["neck"]
+    log = _draw_bone_map_panel()
+    assert any(e[0] == "label" and e[2] == "HAND" for e in log)  # the user's own choice
+
+
+def test_the_bone_map_panel_says_what_a_non_humanoid_lacks():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bh.armature_from_bones(quadruped(), "Dog")
+    bh.ensure_registered()
+    log = _draw_bone_map_panel()
+    assert any(e[0] == "label" and "humanoid" in e[1] for e in log)

@@ -225,9 +225,9 @@ def _spine_and_head(sk: Skeleton, torso: Torso, start: int, frame: Frame) -> Non
 
 
 def facing(sk: Skeleton, legs: tuple[Leg, Leg], torso: Torso, frame: Frame) -> tuple[float, float, str]:
-    """(sign, confidence, how): forward = sign · (up × u) ... i.e. with `u` the lateral axis, the
-    body faces `sign * cross(z, u)` turned so that left = up × forward. Feet first, then knees and
-    the face, then names; a rig that gives no hint at all is taken to face -Y, Blender's front."""
+    """(sign, confidence, how): the body faces `sign · (up × u)` (u: the frame's lateral axis), so
+    its left is `-sign · u`. Feet first, then knees and the face, then names; a rig that gives no
+    hint at all is taken to face -Y, Blender's front."""
     fwd = np.cross(np.array([0.0, 0.0, 1.0]), frame.u)  # the candidate forward for "u points right"
     h = sk.height
     feet = knees = 0.0
@@ -258,7 +258,7 @@ def facing(sk: Skeleton, legs: tuple[Leg, Leg], torso: Torso, frame: Frame) -> t
 
 
 def _side_from_names(sk: Skeleton, legs, torso: Torso, frame: Frame) -> float:
-    """+1 when names put the left side at +u as 'u points left' ... expressed as the facing sign."""
+    """The facing sign the side words of the limbs' names vote for (0: no names, or a tie)."""
     votes = 0
     parts = [(leg.root, leg.chain) for leg in legs] + [(a.root, a.chain) for a in torso.arms]
     for _, chain in parts:
