@@ -49,7 +49,7 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         return statistics.median(times), out
 
-    from momask_blender.rig.retarget import plan_rig
+    from momask_blender.rig.plan import plan_rig
     from momask_blender.scene.rig_reader import read_rig
 
     for lock in (False, True):

@@ -23,6 +23,7 @@ def register():
     import bpy
 
     from .jobs import modal
+    from .scene import bone_colors
     from .ui import preferences, properties, timeline_panel
 
     try:
@@ -32,6 +33,7 @@ def register():
         properties.register_properties()
         timeline_panel.register_properties()
         modal.register_handlers()
+        bone_colors.register_handlers()
     except Exception:
         unregister()  # leave nothing half-registered
         raise
@@ -42,9 +44,11 @@ def unregister():
     import bpy
 
     from .jobs import modal, model_cache
+    from .scene import bone_colors
     from .ui import preferences, properties, timeline_panel
 
     modal.request_cancel()
+    bone_colors.unregister_handlers()
     modal.active.operator = modal.active.worker = None
     modal.unregister_handlers()
     properties.unregister_properties()

@@ -104,3 +104,97 @@ def measure(src_hml, src_fps, frame_offsets, heads, fps):
         rig = {j: v[keep] for j, v in heads.items()}
         hand = float(np.mean(sign(src) == sign(rig)))
     return err, hand
+
+
+def build_armature(spec, name: str = "Rig", ik: bool = False, drivers: str = ""):
+    """A real armature from a `tests.rig_factory.Spec` (in a fresh scene), and its true map.
+
+    A centimetre spec (scale 100) is built as Blender's FBX importer leaves such rigs: bone data in
+    centimetres, object scale 0.01; `spec.yaw` turns the object, not the bones. `ik` adds an IK
+    constraint on each leg aiming at the spec's IK goal; `drivers="chain"` adds a parallel deform
+    chain per leg ('<bone>_def') copying the leg bones' rotations, `drivers="controls"` makes every
+    leg and arm bone copy its rotation from a control bone ('<bone>_ctrl') parented to the root."""
+    import dataclasses
+    import math
+
+    from tests.rig_factory import build
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    cm = spec.scale == 100.0
+    bones, truth = build(dataclasses.replace(spec, yaw=0.0))
+    obj = armature_from_bones(bones, name)
+    arm = obj.data
+    bpy.ops.object.mode_set(mode="EDIT")
+    if drivers == "chain":
+        _deform_copies(arm, truth)
+    elif drivers == "controls":
+        _controls(arm, truth)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    if cm:
+        obj.scale = (0.01, 0.01, 0.01)
+    obj.rotation_euler.z = math.radians(spec.yaw)
+    if ik:
+        _knee_iks(obj, bones, truth)
+    for side in ("left", "right") if drivers else ():
+        joints = ("hip", "knee", "ankle") if drivers == "chain" else ("hip", "knee", "ankle", "shoulder", "elbow")
+        for j in joints:
+            owner, source = (truth[f"{side}_{j}"] + "_def", truth[f"{side}_{j}"]) if drivers == "chain" else \
+                (truth[f"{side}_{j}"], truth[f"{side}_{j}"] + "_ctrl")
+            c = obj.pose.bones[owner].constraints.new("COPY_ROTATION")
+            c.target, c.subtarget = obj, source
+    bpy.context.view_layer.update()
+    ensure_registered()
+    return obj, truth
+
+
+def armature_from_bones(bones, name: str = "Rig"):
+    """An armature object in the current scene with these bones (BoneInfo: world heads and tails),
+    active and selected, in object mode."""
+    arm = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(obj)
+    activate(obj)
+    bpy.ops.object.mode_set(mode="EDIT")
+    for b in bones:
+        eb = arm.edit_bones.new(b.name)
+        eb.head, eb.tail = b.head, b.tail
+    for b in bones:
+        if b.parent:
+            arm.edit_bones[b.name].parent = arm.edit_bones[b.parent]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def _deform_copies(arm, truth) -> None:
+    for side in ("left", "right"):
+        parent = arm.edit_bones[truth[f"{side}_hip"]].parent
+        for j in ("hip", "knee", "ankle"):
+            src = arm.edit_bones[truth[f"{side}_{j}"]]
+            eb = arm.edit_bones.new(src.name + "_def")
+            eb.head, eb.tail, eb.parent = src.head, src.tail, parent
+            parent = eb
+            src.use_deform = False
+
+
+def _controls(arm, truth) -> None:
+    root = next(b for b in arm.edit_bones if b.parent is None)
+    for side in ("left", "right"):
+        for j in ("hip", "knee", "ankle", "shoulder", "elbow"):
+            src = arm.edit_bones[truth[f"{side}_{j}"]]
+            eb = arm.edit_bones.new(src.name + "_ctrl")
+            eb.head, eb.tail, eb.roll, eb.parent = src.head, src.tail, src.roll, root
+
+
+def _knee_iks(obj, bones, truth) -> None:
+    """MMD-style leg IK (no pole): the chain from the hip to the bone that ends at the ankle
+    reaches for the IK goal, a bone under the floor root at the ankle."""
+    goals = [b.name for b in bones if b.helper]
+    for side in ("left", "right"):
+        ankle = obj.data.bones[truth[f"{side}_ankle"]].head_local
+        goal = min(goals, key=lambda n: (obj.data.bones[n].head_local - ankle).length)
+        owner = obj.pose.bones[truth[f"{side}_ankle"]].parent
+        chain, b = 1, owner
+        while b.name != truth[f"{side}_hip"]:
+            b, chain = b.parent, chain + 1
+        c = owner.constraints.new("IK")
+        c.target, c.subtarget, c.chain_count = obj, goal, chain

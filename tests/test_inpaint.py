@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from momask_blender.errors import MomaskError
 from momask_blender.rig import windows as inpaint
+from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.resample import interpolate
-from momask_blender.rig.retarget import RetargetOptions, plan_rig, retarget
+from momask_blender.rig.retarget import RetargetOptions, retarget
 from momask_blender.rig.rotations import (
     axis_angle,
     euler_from_matrix,

@@ -8,12 +8,12 @@ from momask_blender.errors import MomaskError
 from momask_blender.rig import feet
 from momask_blender.rig.bone_map import CONVENTIONS
 from momask_blender.rig.bvh import bvh_text
+from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.resample import frame_count, resample, scene_fps
+from momask_blender.rig.rest import RigRest
 from momask_blender.rig.retarget import (
     RetargetOptions,
-    RigRest,
     joints_from_pose,
-    plan_rig,
     retarget,
     source_leg_length,
 )

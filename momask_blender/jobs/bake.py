@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig.retarget import Bake, RetargetOptions, RigPlan, plan_rig, retarget
+from ..rig.plan import RigPlan, plan_rig
+from ..rig.retarget import Bake, RetargetOptions, retarget
 from ..rig.skeleton import FPS, JOINTS
 
 BONE_MAP_PROPERTY = "momask_bone_map"
+BONE_MAP_INFO_PROPERTY = "momask_bone_map_info"  # per joint: how it was found, how sure
 MAX_PROMPT_NAME = 60
 
 
@@ -61,30 +63,50 @@ class BakeJob:
     seams: list[int] = field(default_factory=list)  # model frames where a long motion's windows meet
     segments: list | None = None            # a prompt sequence (model_core Segments): one motion through each
     controls: object | None = None          # rigify_rig.ControlPlan: bake a generated Rigify rig's controls
+    detection: object | None = None         # bone_map.Detection when the map was detected, not stored
 
 
 # ----------------------------------------------------------------------------- prepare (bpy)
 
 
-def detect_for(obj) -> dict[str, str]:
-    """The bone map detected on an armature; on a generated Rigify rig it names the deform bones
-    (see rigify_rig), on any other rig the bones themselves."""
-    from ..rig.bone_map import detect_bone_map
+def detection_for(obj):
+    """What detection finds on an armature (`bone_map.Detection`): on a generated Rigify rig it
+    names the deform bones (see rigify_rig), on any other rig the bones themselves. Remembered per
+    rest pose: the sidebar asks on every redraw."""
+    from ..rig.bone_rows import detected
     from ..scene.rig_reader import bone_infos
     from ..scene.rigify_rig import deform_infos, is_generated
 
-    return detect_bone_map(deform_infos(obj) if is_generated(obj) else bone_infos(obj))
+    return detected(deform_infos(obj) if is_generated(obj) else bone_infos(obj))
+
+
+def detect_for(obj) -> dict[str, str]:
+    return detection_for(obj).bone_map
 
 
 def resolve_bone_map(obj) -> dict[str, str]:
-    """The map stored on the armature (the user's edits win), or a detected one."""
+    """The map stored on the armature (the user's edits win), or a detected one. A detection that
+    finds no humanoid refuses with what is missing rather than bake a guess."""
     from ..rig.bone_map import check_bone_map, map_from_json
 
     stored = obj.get(BONE_MAP_PROPERTY)
     if stored:
         data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
         return check_bone_map(data, [b.name for b in obj.data.bones])
-    return detect_for(obj)
+    found = detection_for(obj)
+    if found.problem:
+        raise MomaskError(f"armature '{obj.name}' does not look like a humanoid: {found.problem}; map its bones "
+                          "by hand in the Bone Map panel or load a bone-map preset")
+    return found.bone_map
+
+
+def store_detection(obj, detection) -> None:
+    """The detected map and, beside it, how each joint was found and how sure (old files and
+    tools read `momask_bone_map` as a plain joint → bone object, so the rest lives apart)."""
+    from ..rig.bone_map import map_to_json
+
+    obj[BONE_MAP_PROPERTY] = map_to_json(detection.bone_map)
+    obj[BONE_MAP_INFO_PROPERTY] = json.dumps(detection.info())
 
 
 def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str = "",
@@ -100,6 +122,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     started = time.perf_counter()
     check_armature(obj)
     bone_map = resolve_bone_map(obj)
+    detection = None if obj.get(BONE_MAP_PROPERTY) else detection_for(obj)
     lacking = missing_required(bone_map)
     if lacking:
         unmapped = [j for j in JOINTS if j not in bone_map]
@@ -118,7 +141,8 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     else:
         plan = plan_rig(read_rig(obj), bone_map)
     job = BakeJob(object_name=obj.name, plan=plan, options=options, frame_start=context.scene.frame_current,
-                  action_name="", generation=generation, controls=controls, segments=segments)
+                  action_name="", generation=generation, controls=controls, segments=segments,
+                  detection=detection)
     if source_path:
         from ..scene.sources import load_source
 
@@ -215,7 +239,8 @@ def apply(context, job: BakeJob) -> list:
     obj = bpy.data.objects.get(job.object_name)
     if obj is None or obj.type != "ARMATURE":
         raise MomaskError(f"armature '{job.object_name}' is gone")
-    needed = {name for bake in job.bakes for name in bake.bone_names} | {b.root_bone for b in job.bakes if b.root_bone}
+    needed = {name for bake in job.bakes for name in [*bake.bone_names, *bake.locations]}
+    needed |= {b.root_bone for b in job.bakes if b.root_bone}
     gone = sorted(needed - set(obj.pose.bones.keys()))
     if gone:
         raise MomaskError(f"bones renamed or deleted while the motion was made: {', '.join(gone)}")
@@ -246,7 +271,10 @@ def apply(context, job: BakeJob) -> list:
         obj.animation_data.action_slot = actions[0].slots[0]
     if previous is not None and previous.users == 0:
         previous.use_fake_user = True  # kept for the user, not deleted when the file is saved
-    obj[BONE_MAP_PROPERTY] = map_to_json(job.plan.bone_map)
+    if job.detection is not None and job.detection.bone_map == job.plan.bone_map:
+        store_detection(obj, job.detection)
+    else:
+        obj[BONE_MAP_PROPERTY] = map_to_json(job.plan.bone_map)
     scene = context.scene
     end = job.frame_start + max(b.frames for b in job.bakes) - 1
     if scene.frame_end < end:

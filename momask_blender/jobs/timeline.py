@@ -56,8 +56,8 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
 
     `window_for(anim_start, anim_end, fps)` plans the window (a range, or an extension)."""
     from ..rig.bone_map import missing_required
+    from ..rig.plan import plan_rig
     from ..rig.resample import scene_fps
-    from ..rig.retarget import plan_rig
     from ..scene.rig_reader import check_armature, read_rig
     from ..setup.weights import check_paths
 
@@ -85,9 +85,8 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
 
     frames = window.keys
     channels = []
-    for seg in plan.segments:
-        name = plan.rig.names[seg.bone]
-        pb = obj.pose.bones[name]
+    for bone in plan.key_bones:  # a bone a constraint drives is keyed through its driver, as in a bake
+        pb = obj.pose.bones[plan.rig.names[bone]]
         mode = pb.rotation_mode
         prop = rotation_property(mode)
         channels.append(_channel(fcurves, pb, prop, mode, len(channels), frames, window.anchor))

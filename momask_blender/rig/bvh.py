@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .retarget import RetargetOptions, RigRest, local_rotations, plan_rig, retarget
+from .plan import local_rotations, plan_rig
+from .rest import RigRest
+from .retarget import RetargetOptions, retarget
 from .rotations import euler_from_matrix
 from .skeleton import FPS, JOINTS, PARENTS, from_blender, t_pose, to_blender
 

@@ -1,43 +1,65 @@
-"""Foot contacts from the source joints, and a two-bone leg IK that pins planted feet."""
-from __future__ import annotations
+"""Planted feet: where the source has a heel or a ball of the foot planted, keep the rig's there.
 
-from typing import TYPE_CHECKING
+Contacts come from the source joints, per point (heel = ankle joint, ball = foot joint): low and
+slow, in source leg lengths. A planted point gets a pin (its mean position over the contact) and
+a weight that eases in and out around the contact. Each frame then asks for:
+
+* an ankle position: the heel's pin, or, while only the ball is planted (the heel lifting as the
+  foot rolls), where the ankle must be for the ball to stay on its pin with the foot turned as
+  the motion turns it;
+* a foot turn: while both are planted, the foot pivots about the ankle so the ball meets its pin.
+
+A two-bone IK turns thigh and shin towards the ankle position, within the leg's own bend plane.
+No segment turns more than MAX_LEG_TURN from the motion (short of it, the pin gives way a little:
+a nearly straight leg needs a large bend for a small shift, and the pose matters more); the hips
+come down where a pin is out of the stretched leg's reach, so legs never stretch.
+"""
+from __future__ import annotations
 
 import numpy as np
 
-from .rotations import normalize, perpendicular, swing
+from .plan import Foot, RigPlan, forward_kinematics
+from .rotations import axis_angle, normalize, perpendicular, swing
 
-if TYPE_CHECKING:
-    from .retarget import RigPlan
-
-CONTACT_SPEED = 0.3      # m/s: an ankle slower than this may be planted
-CONTACT_HEIGHT = 0.05    # m above that joint's own lowest height in the motion
-MIN_CONTACT_S = 0.1      # shorter contacts are ignored (s)
+CONTACT_HEIGHT = 0.08    # source leg lengths above that point's own lowest height in the motion
+CONTACT_SPEED = 0.6      # source leg lengths per second
+MIN_CONTACT_S = 0.1      # shorter contacts are left free (s)
 BLEND_S = 0.15           # time to ease in and out of a lock (s)
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # hip, knee, ankle, toe per side
+REACH = 0.998            # the most a locked leg is stretched, of its full length
+MAX_LEG_TURN = 9.5       # degrees: the most a lock may turn a thigh or shin away from the motion
+MAX_FOOT_TURN = 9.5      # degrees: the most a lock may pivot a foot about its ankle
+
+
+def detect_points(J: np.ndarray, fps: float) -> np.ndarray:
+    """(F, 2, 2) bool: [frame, side (left, right), point (heel, ball)] planted in the source
+    (Blender axes): the point within CONTACT_HEIGHT of its lowest and slower than CONTACT_SPEED."""
+    F = len(J)
+    out = np.zeros((F, 2, 2), dtype=bool)
+    if F < 2:
+        return out
+    leg = _source_leg(J)
+    for side, (_, _, ankle, toe) in enumerate(LEGS):
+        for k, j in enumerate((ankle, toe)):
+            p = J[:, j]
+            step = np.linalg.norm(np.diff(p, axis=0), axis=-1) * fps
+            v = np.empty(F)
+            v[1:-1] = np.minimum(step[:-1], step[1:])
+            v[0], v[-1] = step[0], step[-1]
+            low = p[:, 2] < p[:, 2].min() + CONTACT_HEIGHT * leg
+            out[:, side, k] = _drop_short(low & (v < CONTACT_SPEED * leg), max(2, int(round(MIN_CONTACT_S * fps))))
+    return out
 
 
 def detect_contacts(J: np.ndarray, fps: float) -> np.ndarray:
-    """(F, 2) bool: left / right heel planted, from the ankle's height and speed (Z up, metres).
+    """(F, 2) bool: left / right heel planted (see `detect_points`)."""
+    return detect_points(J, fps)[:, :, 0]
 
-    Only the ankle counts: on tiptoe the heel lifts, and pinning the ankle then would be wrong.
-    """
-    F = len(J)
-    out = np.zeros((F, 2), dtype=bool)
-    if F < 2:
-        return out
-    for side, (_, _, ankle, _) in enumerate(LEGS):
-        planted = np.zeros(F, dtype=bool)
-        for j in (ankle,):
-            p = J[:, j]
-            v = np.zeros(F)
-            step = np.linalg.norm(np.diff(p, axis=0), axis=-1) * fps
-            v[1:-1] = np.minimum(step[:-1], step[1:])
-            v[0], v[-1] = step[0], step[-1]
-            floor = np.percentile(p[:, 2], 5)
-            planted |= (v < CONTACT_SPEED) & (p[:, 2] < floor + CONTACT_HEIGHT)
-        out[:, side] = _drop_short(planted, max(2, int(round(MIN_CONTACT_S * fps))))
-    return out
+
+def _source_leg(J: np.ndarray) -> float:
+    legs = [np.linalg.norm(J[:, k] - J[:, h], axis=-1) + np.linalg.norm(J[:, a] - J[:, k], axis=-1)
+            for h, k, a, _ in LEGS]
+    return float(np.median(np.concatenate(legs)))
 
 
 def _drop_short(mask: np.ndarray, min_len: int) -> np.ndarray:
@@ -55,25 +77,28 @@ def spans(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
 
 
-def lock_targets(positions: np.ndarray, planted: np.ndarray, blend: int) -> np.ndarray:
-    """Where each frame's ankle should be: fixed during a contact, eased in and out around it."""
+def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (F,), pin (F, 3)): each contact's mean position, weight 1 during it, eased around it."""
     F = len(positions)
-    target = positions.copy()
     weight = np.zeros(F)
-    pinned = np.zeros((F, 3))
+    pinned = positions.copy()
     for s, e in spans(planted):
         pin = positions[s:e + 1].mean(axis=0)
         for f in range(max(0, s - blend), min(F, e + blend + 1)):
             if s <= f <= e:
                 w = 1.0
             else:
-                gap = s - f if f < s else f - e
-                x = 1.0 - gap / (blend + 1)
+                x = 1.0 - (s - f if f < s else f - e) / (blend + 1)
                 w = x * x * (3 - 2 * x)
             if w > weight[f]:
                 weight[f], pinned[f] = w, pin
-    target += weight[:, None] * (pinned - positions)
-    return target
+    return weight, pinned
+
+
+def lock_targets(positions: np.ndarray, planted: np.ndarray, blend: int) -> np.ndarray:
+    """Where each frame's point should be: fixed during a contact, eased in and out around it."""
+    weight, pinned = pins(positions, planted, blend)
+    return positions + weight[:, None] * (pinned - positions)
 
 
 def two_bone_ik(hip, knee, ankle, target, upper: float, lower: float):
@@ -92,38 +117,65 @@ def two_bone_ik(hip, knee, ankle, target, upper: float, lower: float):
     return hip + upper * (cos_a[:, None] * u + sin_a[:, None] * pole), hip + dist[:, None] * u
 
 
+def _foot_goals(plan: RigPlan, foot: Foot, Q: np.ndarray, heads: np.ndarray, planted: np.ndarray,
+                blend: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ankle target (F, 3), foot turn (F, 3, 3)) of one foot, or None when nothing is planted."""
+    if not planted.any():
+        return None
+    ankle = heads[:, foot.ankle]
+    w_heel, pin_heel = pins(ankle, planted[:, 0], blend)
+    heel_fix = w_heel[:, None] * (pin_heel - ankle)
+    turn = np.broadcast_to(np.eye(3), (len(ankle), 3, 3)).copy()
+    if foot.ball is None or not planted[:, 1].any():
+        return ankle + heel_fix, turn
+    reach = Q[:, foot.ankle] @ (foot.ball - foot.heel)   # ankle → ball, as the motion turns the foot
+    w_ball, pin_ball = pins(ankle + reach, planted[:, 1], blend)
+    ball_fix = w_ball[:, None] * (pin_ball - ankle - reach)
+    # The heel pinned (or easing in): the foot pivots so the ball meets its pin. The heel free: the
+    # whole foot, ankle included, moves with the ball's correction.
+    target_reach = reach + w_heel[:, None] * (ball_fix - heel_fix)
+    turn = _limited(swing(reach, target_reach), MAX_FOOT_TURN)
+    return ankle + heel_fix + (1.0 - w_heel)[:, None] * ball_fix, turn
+
+
+def _limited(R: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotations scaled down to at most `degrees` about their own axes."""
+    from .rotations import rotation_angle
+
+    angle = rotation_angle(R)
+    limit = np.radians(degrees)
+    big = angle > limit
+    if not big.any():
+        return R
+    out = R.copy()
+    skew = np.stack([R[big, 2, 1] - R[big, 1, 2], R[big, 0, 2] - R[big, 2, 0], R[big, 1, 0] - R[big, 0, 1]], -1)
+    out[big] = axis_angle(normalize(skew), np.full(int(big.sum()), limit))
+    return out
+
+
 def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndarray, fps: float,
               offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World deltas with thighs and shins turned so planted ankles stay put, and the root offset
-    lowered where a pinned ankle would be out of the leg's reach."""
-    from .retarget import forward_kinematics
-
-    jb = plan.joint_bone
+    """World deltas with feet pivoted and thighs and shins turned so planted heels and balls stay
+    put, and the root offset lowered where a pinned ankle would be out of the leg's reach.
+    `contacts` is (F, 2, 2) as `detect_points` gives it (or (F, 2): heels only)."""
+    if contacts.ndim == 2:
+        contacts = np.stack([contacts, np.zeros_like(contacts)], axis=-1)
     Q = Q.copy()
     blend = max(1, int(round(BLEND_S * fps)))
     legs = []
-    for side, (hip, knee, ankle, _) in enumerate(LEGS):
-        if not (hip in jb and knee in jb and ankle in jb) or not contacts[:, side].any():
+    for foot in plan.feet:
+        goals = _foot_goals(plan, foot, Q, heads, contacts[:, foot.side], blend)
+        if goals is None:
             continue
-        h, k, a = jb[hip], jb[knee], jb[ankle]
-        upper = float(np.linalg.norm(plan.heads[k] - plan.heads[h]))
-        lower = float(np.linalg.norm(plan.heads[a] - plan.heads[k]))
-        legs.append((h, k, a, upper, lower, lock_targets(heads[:, a], contacts[:, side], blend)))
+        target, turn = goals
+        for b in _subtree(plan, foot.ankle, stop=-1):
+            Q[:, b] = turn @ Q[:, b]
+        upper = float(np.linalg.norm(plan.heads[foot.knee] - plan.heads[foot.hip]))
+        lower = float(np.linalg.norm(plan.heads[foot.ankle] - plan.heads[foot.knee]))
+        legs.append((foot.hip, foot.knee, foot.ankle, upper, lower, target))
     if not legs:
         return Q, offset
-    # Bring the hips towards pins that the straight leg can't reach.
-    shift = np.zeros_like(offset)
-    for h, _, _, upper, lower, target in legs:
-        reach = target - heads[:, h]
-        dist = np.linalg.norm(reach, axis=-1)
-        need = np.maximum(dist - REACH * (upper + lower), 0.0)
-        move = normalize(reach) * need[:, None]
-        bigger = np.linalg.norm(move, axis=-1) > np.linalg.norm(shift, axis=-1)
-        shift[bigger] = move[bigger]
-    if shift.any():
-        shift = _smooth_max(shift)
-        offset = offset + shift
-        heads = forward_kinematics(plan, Q, offset)
+    offset, heads = _lower_hips(plan, Q, heads, offset, legs)
     for h, k, a, upper, lower, target in legs:
         target = _within_turn(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
         new_knee, reached = two_bone_ik(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
@@ -137,8 +189,20 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
     return Q, offset
 
 
-REACH = 0.998  # the most a locked leg is stretched, of its full length
-MAX_LEG_TURN = 9.5  # degrees: the most a lock may turn a thigh or shin away from the motion
+def _lower_hips(plan: RigPlan, Q, heads, offset, legs):
+    """Bring the hips towards pins that the straight leg can't reach."""
+    shift = np.zeros_like(offset)
+    for h, _, _, upper, lower, target in legs:
+        reach = target - heads[:, h]
+        dist = np.linalg.norm(reach, axis=-1)
+        need = np.maximum(dist - REACH * (upper + lower), 0.0)
+        move = normalize(reach) * need[:, None]
+        bigger = np.linalg.norm(move, axis=-1) > np.linalg.norm(shift, axis=-1)
+        shift[bigger] = move[bigger]
+    if not shift.any():
+        return offset, forward_kinematics(plan, Q, offset)
+    offset = offset + _smooth_max(shift)
+    return offset, forward_kinematics(plan, Q, offset)
 
 
 def _segment_turns(hip, knee, ankle, target, upper: float, lower: float) -> np.ndarray:

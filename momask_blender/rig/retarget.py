@@ -18,6 +18,16 @@ import numpy as np
 
 from ..errors import MomaskError
 from . import feet
+from .plan import (
+    SOURCE_LEG,
+    SPINE_SIDE_BLEND,
+    UP,
+    RigPlan,
+    forward_kinematics,
+    ik_locations,
+    local_rotations,
+    mover_location,
+)
 from .resample import resample
 from .rotations import (
     axis_angle,
@@ -26,61 +36,15 @@ from .rotations import (
     matrix_to_quat,
     normalize,
     perpendicular,
-    polar_rotation,
     signed_angle,
     swing,
 )
-from .skeleton import FPS, INDEX, JOINTS, NEXT, PARENTS, PELVIS_HEIGHT, check_joints, to_blender
+from .skeleton import FPS, JOINTS, NEXT, PARENTS, check_joints, to_blender
 
-UP = np.array([0.0, 0.0, 1.0])
 ROOT_MOTIONS = ("full", "in-place", "keep")
 # How strongly a thigh/upper arm keeps its parent-relative twist against the knee/elbow bend
 # plane: the plane wins once the joint bends more than about asin(0.3) ≈ 17°.
 BEND_HINT_WEIGHT = 0.3
-# Share of the shoulder line (vs the hip line) in each spine joint's side axis.
-SPINE_SIDE_BLEND = {"spine1": 0.33, "spine2": 0.66, "spine3": 1.0, "neck": 1.0}
-# For a bone whose chain below is unmapped (a blocky limb), the joint its direction aims at.
-LIMB_END = {1: 7, 4: 7, 2: 8, 5: 8, 13: 20, 16: 20, 18: 20, 14: 21, 17: 21, 19: 21,
-            0: 15, 3: 15, 6: 15, 9: 15, 12: 15}
-
-
-@dataclass(frozen=True, eq=False)
-class RigRest:
-    """What retargeting needs to know about an armature, read once from Blender."""
-
-    names: tuple[str, ...]
-    parents: np.ndarray        # (N,) index of each bone's parent, -1 for roots (parents come first)
-    matrices: np.ndarray       # (N, 4, 4) rest matrices in armature space (Bone.matrix_local)
-    tails: np.ndarray          # (N, 3) rest tails in armature space
-    world: np.ndarray          # (4, 4) the armature object's world matrix
-    connected: np.ndarray      # (N,) bool, Bone.use_connect (such bones can't move)
-    local_location: np.ndarray  # (N,) bool, Bone.use_local_location
-
-    def __post_init__(self):
-        order = list(range(len(self.names)))
-        for i in order:
-            if self.parents[i] >= i:
-                raise ValueError("RigRest bones must be listed parents first")
-
-    @property
-    def index(self) -> dict[str, int]:
-        return {n: i for i, n in enumerate(self.names)}
-
-    @property
-    def rotation(self) -> np.ndarray:
-        """The object's world rotation (scale removed)."""
-        return polar_rotation(self.world[:3, :3])
-
-    def to_world(self, points: np.ndarray) -> np.ndarray:
-        return points @ self.world[:3, :3].T + self.world[:3, 3]
-
-    @property
-    def heads_world(self) -> np.ndarray:
-        return self.to_world(self.matrices[:, :3, 3])
-
-    @property
-    def tails_world(self) -> np.ndarray:
-        return self.to_world(self.tails)
 
 
 @dataclass(frozen=True)
@@ -97,169 +61,25 @@ class RetargetOptions:
 
 
 @dataclass
-class Segment:
-    joint: int
-    bone: int
-    mode: str                 # "root" | "segment" | "inherit"
-    target: int = -1          # source joint the bone aims at
-    rest_dir: np.ndarray = field(default_factory=lambda: np.zeros(3))  # world, unit
-    parent_joint: int = -1    # nearest mapped source ancestor
-
-
-@dataclass
-class RigPlan:
-    """Everything about the rig that does not depend on the motion."""
-
-    rig: RigRest
-    bone_map: dict[str, str]
-    joint_bone: dict[int, int]      # source joint index → rig bone index
-    segments: list[Segment]         # mapped joints, parents first
-    heads: np.ndarray               # (N, 3) world rest heads
-    left: np.ndarray                # unit: the rig's left, horizontal
-    forward: np.ndarray             # unit: the way the rig faces, horizontal
-    leg_length: float               # world units, for scaling the root path
-    mover: int                      # the bone whose location carries the root motion
-    side_hints: dict[int, np.ndarray]  # spine joints: rest side axis (world)
-    torso: list[int] = field(default_factory=list)  # mapped joints pelvis → neck, in order
-    torso_fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # their arc positions
-
-
-@dataclass
 class Bake:
     """The result: keyable local rotations and the root bone's location, per output frame."""
 
-    bone_names: list[str]           # bones that get rotation keys (the mapped ones)
+    bone_names: list[str]           # bones that get rotation keys (the mapped ones, or their drivers)
     quats: np.ndarray               # (F, K, 4) local rotations w, x, y, z, sign-continuous
     root_bone: str | None
     root_location: np.ndarray | None  # (F, 3) the mover's local location
     world_rotations: np.ndarray     # (F, N, 3, 3) world deltas of every bone
     heads: np.ndarray               # (F, N, 3) world positions of every bone head
-    contacts: np.ndarray            # (F, 2) planted left/right feet (source-based)
+    contacts: np.ndarray            # (F, 2) planted left/right heels (source-based)
     scale: float                    # rig leg length / source leg length
     fps: float
     source: np.ndarray              # (F, 22, 3) the source joints as retargeted (Blender axes, aligned)
+    ball_contacts: np.ndarray | None = None  # (F, 2) planted left/right balls of the feet (source-based)
+    locations: dict[str, np.ndarray] = field(default_factory=dict)  # IK targets and poles → location (F, 3)
 
     @property
     def frames(self) -> int:
         return len(self.quats)
-
-
-# ----------------------------------------------------------------------------- the plan
-
-
-def _dist(heads, a, b) -> float:
-    return float(np.linalg.norm(heads[a] - heads[b]))
-
-
-def plan_rig(rig: RigRest, bone_map: dict[str, str]) -> RigPlan:
-    idx = rig.index
-    jb = {INDEX[j]: idx[b] for j, b in bone_map.items() if j in INDEX and b in idx}
-    missing = [j for j in ("pelvis",) if INDEX[j] not in jb]
-    if missing:
-        raise MomaskError(f"the bone map has no bone for {', '.join(missing)}")
-    heads = rig.heads_world
-    tails = rig.tails_world
-    height = max(float(np.ptp(np.concatenate([heads, tails])[:, 2])), 1e-6)
-    eps = 1e-3 * height
-
-    # The rig's facing: its left from the hips (or shoulders), forward = left × up.
-    left = None
-    for a, b in (("left_hip", "right_hip"), ("left_shoulder", "right_shoulder"),
-                 ("left_collar", "right_collar"), ("left_ankle", "right_ankle")):
-        if INDEX[a] in jb and INDEX[b] in jb:
-            v = heads[jb[INDEX[a]]] - heads[jb[INDEX[b]]]
-            v[2] = 0.0
-            if np.linalg.norm(v) > eps:
-                left = normalize(v)
-                break
-    if left is None:
-        left = np.array([1.0, 0.0, 0.0])
-    forward = normalize(np.cross(left, UP))
-
-    segments: list[Segment] = []
-    for j in range(22):
-        if j not in jb:
-            continue
-        b = jb[j]
-        parent_joint = PARENTS[j]
-        while parent_joint >= 0 and parent_joint not in jb:
-            parent_joint = PARENTS[parent_joint]
-        seg = Segment(joint=j, bone=b, mode="inherit", parent_joint=parent_joint)
-        # Aim at the next mapped joint down the chain, if its head is apart from ours.
-        c = NEXT.get(j)
-        while c is not None:
-            if c in jb and _dist(heads, jb[c], b) > eps:
-                seg.mode, seg.target = "segment", c
-                seg.rest_dir = normalize(heads[jb[c]] - heads[b])
-                break
-            c = NEXT.get(c)
-        if seg.mode == "inherit" and j in LIMB_END and j != 0:
-            # A limb without mapped joints below: the bone itself stands for the whole limb.
-            tail_dir = tails[b] - heads[b]
-            if np.linalg.norm(tail_dir) > eps:
-                seg.mode, seg.target, seg.rest_dir = "segment", LIMB_END[j], normalize(tail_dir)
-        if j == 0:
-            seg.mode = "root"
-            seg.target = seg.target if seg.target >= 0 else -1
-        segments.append(seg)
-
-    # Rest side axes for the spine twist: a blend of the hip line and the shoulder line.
-    hip_line = _line(heads, jb, "left_hip", "right_hip", left)
-    shoulder_line = _line(heads, jb, "left_shoulder", "right_shoulder", None)
-    if shoulder_line is None:
-        shoulder_line = _line(heads, jb, "left_collar", "right_collar", hip_line)
-    side_hints = {INDEX[j]: normalize(hip_line * (1 - w) + shoulder_line * w)
-                  for j, w in SPINE_SIDE_BLEND.items()}
-
-    # The torso: mapped joints from the pelvis up to the neck, each aiming at the next.
-    torso = [0]
-    by_joint = {s.joint: s for s in segments}
-    while by_joint[torso[-1]].mode in ("segment", "root") and by_joint[torso[-1]].target in (3, 6, 9, 12):
-        torso.append(by_joint[torso[-1]].target)
-    if len(torso) == 1:
-        c = NEXT[0]
-        while c is not None and c not in jb:
-            c = NEXT.get(c)
-        if c is not None and _dist(heads, jb[c], jb[0]) > eps:
-            torso.append(c)
-    pieces = [_dist(heads, jb[a], jb[b]) for a, b in zip(torso, torso[1:], strict=False)]
-    arc = np.concatenate([[0.0], np.cumsum(pieces)])
-    fractions = arc / arc[-1] if arc[-1] > 0 else arc
-
-    leg_length = _rig_leg_length(heads, tails, jb, height)
-    mover = jb[0]
-    while rig.connected[mover] and rig.parents[mover] >= 0:
-        mover = int(rig.parents[mover])
-    return RigPlan(rig=rig, bone_map=dict(bone_map), joint_bone=jb, segments=segments, heads=heads,
-                   left=left, forward=forward, leg_length=leg_length, mover=mover, side_hints=side_hints,
-                   torso=torso, torso_fractions=fractions)
-
-
-def _line(heads, jb, a, b, default):
-    if INDEX[a] in jb and INDEX[b] in jb:
-        v = heads[jb[INDEX[a]]] - heads[jb[INDEX[b]]]
-        if np.linalg.norm(v) > 1e-9:
-            return normalize(v)
-    return default
-
-
-def _rig_leg_length(heads, tails, jb, height) -> float:
-    """Hip → knee → ankle of the rig at rest (mean of both sides), with fallbacks for blocky rigs."""
-    lengths = []
-    for hip, knee, ankle in ((1, 4, 7), (2, 5, 8)):
-        if hip in jb and knee in jb and ankle in jb:
-            lengths.append(_dist(heads, jb[hip], jb[knee]) + _dist(heads, jb[knee], jb[ankle]))
-        elif hip in jb and ankle in jb:
-            lengths.append(_dist(heads, jb[hip], jb[ankle]))
-    if lengths:
-        return float(np.mean(lengths))
-    # No knees or ankles: scale by standing pelvis height instead (the source's, in leg terms).
-    floor = min(heads[:, 2].min(), tails[:, 2].min())
-    pelvis_height = heads[jb[0], 2] - floor
-    return float(pelvis_height * SOURCE_LEG / PELVIS_HEIGHT) if pelvis_height > 0 else height * 0.5
-
-
-SOURCE_LEG = 0.82  # hip → knee → ankle of the uniform HumanML3D skeleton (m)
 
 
 # ----------------------------------------------------------------------------- solving
@@ -318,7 +138,8 @@ def solve_rotations(J: np.ndarray, plan: RigPlan) -> np.ndarray:
         if seg.mode == "inherit":
             Qj[j] = parent_Q
             continue
-        d = torso_dirs[j] if j in torso_dirs else normalize(J[:, seg.target] - J[:, j])
+        alias = plan.torso_alias.get(j, j)
+        d = torso_dirs[alias] if alias in torso_dirs else normalize(J[:, seg.target] - J[:, j])
         Q = swing(parent_Q @ seg.rest_dir, d) @ parent_Q
         name = JOINTS[j]
         if j in plan.side_hints and name in SPINE_SIDE_BLEND:
@@ -337,6 +158,8 @@ def solve_rotations(J: np.ndarray, plan: RigPlan) -> np.ndarray:
 
     # Every bone: its joint's delta, or its parent's (unmapped bones ride along rigidly).
     by_bone = {seg.bone: Qj[seg.joint] for seg in plan.segments}
+    for bone, driver in plan.keyed.items():  # a driver turns as the bone it drives should
+        by_bone.setdefault(driver, by_bone[bone])
     out = np.empty((F, N, 3, 3))
     for b in range(N):
         if b in by_bone:
@@ -370,37 +193,6 @@ def _torso_directions(J: np.ndarray, plan: RigPlan) -> dict[int, np.ndarray]:
         w = np.where(b > a, (f - a) / np.maximum(b - a, 1e-12), 0.0)[:, None]
         points.append(pts[rows, k] * (1 - w) + pts[rows, k + 1] * w)
     return {j: normalize(points[i + 1] - points[i]) for i, j in enumerate(plan.torso[:-1])}
-
-
-def forward_kinematics(plan: RigPlan, Q: np.ndarray, root_offset: np.ndarray) -> np.ndarray:
-    """World heads (F, N, 3) from world deltas and the mover's world displacement (F, 3)."""
-    F, N = Q.shape[:2]
-    heads = np.empty((F, N, 3))
-    rest = plan.heads
-    parents = plan.rig.parents
-    for b in range(N):
-        p = parents[b]
-        if p < 0:
-            heads[:, b] = rest[b]
-        else:
-            heads[:, b] = heads[:, p] + Q[:, p] @ (rest[b] - rest[p])
-        if b == plan.mover:
-            heads[:, b] += root_offset
-    return heads
-
-
-def local_rotations(plan: RigPlan, Q: np.ndarray, bones: list[int]) -> np.ndarray:
-    """Keyable rotations (F, K, 3, 3) of `bones`: R^T (Qp^T Q) R in armature space."""
-    A = plan.rig.rotation
-    R = plan.rig.matrices[:, :3, :3]
-    out = []
-    for b in bones:
-        p = plan.rig.parents[b]
-        rel = Q[:, b] if p < 0 else np.swapaxes(Q[:, p], -1, -2) @ Q[:, b]
-        rel_arm = A.T @ rel @ A
-        Rb = polar_rotation(R[b])
-        out.append(Rb.T @ rel_arm @ Rb)
-    return np.stack(out, axis=1)
 
 
 def _foot_points(plan: RigPlan, heads: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -452,32 +244,22 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
     offset[:, 2] += lift
     heads = forward_kinematics(plan, Q, offset)
 
-    contacts = feet.detect_contacts(J, options.fps)
+    planted = feet.detect_points(J, options.fps)
     if options.foot_lock and options.root_motion == "full":
-        Q, offset = feet.lock_feet(plan, Q, heads, contacts, options.fps, offset)
+        Q, offset = feet.lock_feet(plan, Q, heads, planted, options.fps, offset)
         heads = forward_kinematics(plan, Q, offset)
 
-    bones = [seg.bone for seg in plan.segments]
+    for bone, driver in plan.keyed.items():  # the lock turned driven bones: their drivers turn with them
+        Q[:, driver] = Q[:, bone]
+    bones = plan.key_bones
     local = local_rotations(plan, Q, bones)
     quats = continuous_quats(matrix_to_quat(local), axis=0)
-    root_loc = _mover_location(plan, offset)
+    root_loc = mover_location(plan, offset)
     return Bake(bone_names=[plan.rig.names[b] for b in bones], quats=quats,
                 root_bone=plan.rig.names[plan.mover], root_location=root_loc, world_rotations=Q,
-                heads=heads, contacts=contacts, scale=scale, fps=options.fps, source=J)
-
-
-def _mover_location(plan: RigPlan, offset_world: np.ndarray) -> np.ndarray:
-    """The mover bone's `location` channel values that displace its head by `offset_world`."""
-    rig = plan.rig
-    delta_arm = offset_world @ np.linalg.inv(rig.world[:3, :3]).T
-    m = plan.mover
-    if rig.local_location[m]:
-        basis = polar_rotation(rig.matrices[m, :3, :3])
-    elif rig.parents[m] >= 0:
-        basis = polar_rotation(rig.matrices[rig.parents[m], :3, :3])
-    else:
-        basis = np.eye(3)
-    return delta_arm @ basis
+                heads=heads, contacts=planted[:, :, 0], scale=scale, fps=options.fps, source=J,
+                ball_contacts=planted[:, :, 1],
+                locations={plan.rig.names[b]: v for b, v in ik_locations(plan, Q, heads).items()})
 
 
 # ----------------------------------------------------------------------------- inverse

@@ -20,7 +20,8 @@ import numpy as np
 from model_core.settings import MAX_FRAMES
 
 from ..errors import MomaskError
-from .retarget import RigPlan, _mover_location, joints_from_pose, local_rotations, solve_rotations
+from .plan import SOURCE_LEG, RigPlan, local_rotations, mover_location
+from .retarget import joints_from_pose, solve_rotations
 from .rotations import continuous_quats, from_quat, matrix_to_quat, quat_to_matrix, slerp, to_quat
 from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
 
@@ -224,11 +225,9 @@ def _rest_pelvis_height() -> float:
 
 
 def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of `rig_joints`: local quaternions (F, K, 4) of the mapped bones (the order of
-    `plan.segments`) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
+    """The inverse of `rig_joints`: local quaternions (F, K, 4) of the keyed bones (`plan.key_bones`:
+    the mapped ones, or their drivers) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
     space `rig_joints` returns (HumanML3D axes, the rig's world placement divided by its scale)."""
-    from .retarget import SOURCE_LEG
-
     J = to_blender(joints)
     Q = solve_rotations(J, plan)
     scale = plan.leg_length / SOURCE_LEG
@@ -236,9 +235,8 @@ def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.
     target = np.empty((len(J), 3))
     target[:, :2] = scale * J[:, 0, :2]
     target[:, 2] = scale * (J[:, 0, 2] - _rest_pelvis_height()) + rest[2]
-    bones = [seg.bone for seg in plan.segments]
-    quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, bones)), axis=0)
-    return quats, _mover_location(plan, target - rest)
+    quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, plan.key_bones)), axis=0)
+    return quats, mover_location(plan, target - rest)
 
 
 # ----------------------------------------------------------------------------- putting the window back

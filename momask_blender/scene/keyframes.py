@@ -97,6 +97,9 @@ def write_bake(obj, bake, action_name: str, frame_start: int, keep_root_from=Non
                 fc.update()
         else:
             _write_curves(fcurves, path, bake.root_bone, frames, bake.root_location)
+    for name, values in getattr(bake, "locations", {}).items():  # IK targets and poles follow the chains
+        if name != bake.root_bone and name in obj.pose.bones:
+            _write_curves(fcurves, bone_path(name, "location"), name, frames, values)
     return action
 
 

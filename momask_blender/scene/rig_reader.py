@@ -1,11 +1,20 @@
-"""Read an armature's rest pose out of Blender into a plain `RigRest` (the one bpy → NumPy step)."""
+"""Read an armature's rest pose out of Blender into a plain `RigRest` (the one bpy → NumPy step).
+
+Constraints are read here too, so the pure layers never see bpy: a bone whose rotation a Copy
+Rotation / Copy Transforms constraint takes from another bone of the armature is *driven* by
+that bone (keys belong on the driver), and the bones constraints aim at (IK goals and poles,
+track and stretch targets) are *helpers*, never anatomical joints.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig.bone_map import BoneInfo
-from ..rig.retarget import RigRest
+from ..rig.rest import BoneInfo, IKLink, RigRest
+
+DRIVING = ("COPY_ROTATION", "COPY_TRANSFORMS")
+AIMING = ("IK", "DAMPED_TRACK", "TRACK_TO", "LOCKED_TRACK", "STRETCH_TO", "COPY_LOCATION", "SPLINE_IK")
+MIN_INFLUENCE = 0.5
 
 
 def check_armature(obj) -> None:
@@ -39,35 +48,13 @@ def _parents_first(bones) -> list:
 
 def read_rig(obj, parents: dict[str, str | None] | None = None) -> RigRest:
     """The whole armature, or only the bones of `parents` (name → parent name, parents first)."""
-    if parents is not None:
-        return _read_subset(obj, parents)
-    bones = _parents_first(obj.data.bones)
-    index = {b.name: i for i, b in enumerate(bones)}
-    n = len(bones)
-    mats = np.empty((n, 4, 4))
-    tails = np.empty((n, 3))
-    for i, b in enumerate(bones):
-        mats[i] = np.array(b.matrix_local)
-        tails[i] = b.tail_local
-    return RigRest(
-        names=tuple(b.name for b in bones),
-        parents=np.array([index[b.parent.name] if b.parent else -1 for b in bones], dtype=int),
-        matrices=mats,
-        tails=tails,
-        world=np.array(obj.matrix_world),
-        connected=np.array([b.use_connect for b in bones], dtype=bool),
-        local_location=np.array([b.use_local_location for b in bones], dtype=bool),
-    )
-
-
-def bone_infos(obj) -> list[BoneInfo]:
-    return [BoneInfo(b.name, b.parent.name if b.parent else None) for b in _parents_first(obj.data.bones)]
-
-
-def _read_subset(obj, parents: dict[str, str | None]) -> RigRest:
+    if parents is None:
+        bones = _parents_first(obj.data.bones)
+        parents = {b.name: b.parent.name if b.parent else None for b in bones}
     names = list(parents)
     index = {n: i for i, n in enumerate(names)}
     bones = [obj.data.bones[n] for n in names]
+    drivers, helpers, iks = constraint_roles(obj, index)
     return RigRest(
         names=tuple(names),
         parents=np.array([index[parents[n]] if parents[n] else -1 for n in names], dtype=int),
@@ -76,4 +63,48 @@ def _read_subset(obj, parents: dict[str, str | None]) -> RigRest:
         world=np.array(obj.matrix_world),
         connected=np.array([b.use_connect for b in bones], dtype=bool),
         local_location=np.array([b.use_local_location for b in bones], dtype=bool),
+        drivers=drivers, helpers=helpers, iks=iks,
+        deform=np.array([b.use_deform for b in bones], dtype=bool),
     )
+
+
+def constraint_roles(obj, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, tuple[IKLink, ...]]:
+    """(drivers, helpers, IK links) for the bones of `index` from the pose bones' active constraints."""
+    drivers = np.full(len(index), -1, dtype=int)
+    helpers = np.zeros(len(index), dtype=bool)
+    iks = []
+    for name, i in index.items():
+        pb = obj.pose.bones.get(name)
+        for c in pb.constraints if pb is not None else ():
+            if c.mute or not getattr(c, "enabled", True) or c.influence < MIN_INFLUENCE:
+                continue
+            sub = index.get(getattr(c, "subtarget", ""), -1) if getattr(c, "target", None) == obj else -1
+            pole = index.get(getattr(c, "pole_subtarget", ""), -1) if getattr(c, "pole_target", None) == obj else -1
+            if sub >= 0 and sub != i and c.type in DRIVING:
+                drivers[i] = sub
+            elif sub >= 0 and sub != i and c.type in AIMING:
+                helpers[sub] = True
+            if pole >= 0:
+                helpers[pole] = True
+            if c.type == "IK" and sub >= 0 and sub != i:
+                iks.append(IKLink(i, int(c.chain_count), sub, pole, bool(c.use_tail)))
+    return drivers, helpers, tuple(iks)
+
+
+def bone_infos(obj) -> list[BoneInfo]:
+    """The armature's bones as detection reads them: world-space rest geometry, constraint roles."""
+    return read_rig(obj).bone_infos()
+
+
+def rig_key(obj) -> tuple:
+    """A cheap fingerprint of the rest pose (names, heads, tails, placement) for caches that the
+    sidebar asks on every redraw."""
+    bones = obj.data.bones
+    n = len(bones)
+    heads = np.empty(3 * n, dtype=np.float32)
+    tails = np.empty(3 * n, dtype=np.float32)
+    bones.foreach_get("head_local", heads)
+    bones.foreach_get("tail_local", tails)
+    world = np.array(obj.matrix_world, dtype=np.float32)
+    return (obj.as_pointer(), tuple(bones.keys()), heads.tobytes(), tails.tobytes(), world.tobytes(),
+            sum(len(pb.constraints) for pb in obj.pose.bones))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..rig.bone_map import BoneInfo
+from ..rig.rest import BoneInfo
 from ..rig.skeleton import JOINTS
 
 DEF, ORG, MCH = "DEF-", "ORG-", "MCH-"
@@ -99,7 +99,10 @@ def deform_parents(obj) -> dict[str, str | None]:
 
 
 def deform_infos(obj) -> list[BoneInfo]:
-    return [BoneInfo(n, p) for n, p in deform_parents(obj).items()]
+    """The deform skeleton as detection reads it (world-space rest geometry)."""
+    from .rig_reader import read_rig
+
+    return read_rig(obj, deform_parents(obj)).bone_infos()
 
 
 def uses_deform_map(obj, bone_map: dict[str, str]) -> bool:

@@ -31,8 +31,8 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from ..rig.bone_map import map_to_json
         from ..scene.rig_reader import check_armature
+        from .properties import refresh_mapping
 
         obj = _active_armature(context)
         try:
@@ -40,9 +40,17 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        bmap = job.detect_for(obj)
-        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
-        self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped")
+        found = job.detection_for(obj)
+        if found.problem:
+            self.report({"ERROR"}, f"'{obj.name}' does not look like a humanoid: {found.problem}; map its bones by "
+                                   "hand or load a preset")
+            return {"CANCELLED"}
+        job.store_detection(obj, found)
+        refresh_mapping(context)
+        unsure = found.unsure()
+        self.report({"WARNING"} if unsure or found.warnings else {"INFO"},
+                    f"{len(found.found)} of 22 joints mapped" + (f"; unsure: {', '.join(unsure)}" if unsure else "")
+                    + "".join(f"; {w}" for w in found.warnings if not w.startswith("unsure")))
         return {"FINISHED"}
 
 
@@ -94,6 +102,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
     def execute(self, context):
         from ..rig.bone_map import load_preset, map_to_json
         from ..scene.rig_reader import check_armature
+        from .properties import refresh_mapping
 
         obj = _active_armature(context)
         try:
@@ -103,6 +112,9 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
+        if job.BONE_MAP_INFO_PROPERTY in obj.keys():  # detection's record no longer describes this map
+            del obj[job.BONE_MAP_INFO_PROPERTY]
+        refresh_mapping(context)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
         return {"FINISHED"}
 

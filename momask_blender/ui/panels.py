@@ -171,34 +171,54 @@ class MOMASK_PT_bone_map(_SidebarPanel, bpy.types.Panel):
     def draw(self, context):
         from ..rig.bone_map import missing_required
         from ..rig.bone_rows import rows, summary
-        from .properties import editor_map
+        from .properties import editor_shown
 
         layout = self.layout
         obj = target_armature(context)
         settings = _settings(context)
-        bone_map, source, problems = editor_map(obj)
+        shown = editor_shown(obj)
         col = layout.column(align=True)
-        lacking = missing_required(bone_map)
-        col.alert = bool(lacking)
-        col.label(text=summary(bone_map, source).split(";")[0], icon="ERROR" if lacking else "BONE_DATA")
-        if lacking:
+        lacking = missing_required(shown.bone_map)
+        col.alert = bool(lacking or (shown.problem and shown.source != "stored"))
+        col.label(text=summary(shown.bone_map, shown.source).split(";")[0], icon="ERROR" if col.alert else "BONE_DATA")
+        if shown.problem and shown.source != "stored":
+            _wrapped(col, "Not a humanoid: " + shown.problem, "ERROR")
+        elif lacking:
             col.label(text=f"Required: {', '.join(lacking)}")
-        for problem in problems[:3]:
+        for problem in shown.problems[:3]:
             col.label(text=problem, icon="ERROR")
+        for warning in shown.warnings[:2]:
+            _wrapped(col, warning, "INFO")
 
         row = layout.row(align=True)
         row.operator("momask.detect_bone_map", text="Re-detect", icon="VIEWZOOM")
         row.operator("momask.save_bone_map", text="Save", icon="EXPORT")
         row.operator("momask.load_bone_map", text="Load", icon="IMPORT")
+        layout.prop(context.window_manager, "momask_show_mapping", toggle=True, icon="COLOR")
 
         grid = layout.column(align=True)
         grid.enabled = obj.library is None
-        for r in rows(bone_map):
+        for r in rows(shown.bone_map, shown.found):
             row = grid.row(align=True)
-            row.alert = r.missing
-            split = row.split(factor=0.4, align=True)
+            row.alert = r.missing or r.unsure
+            split = row.split(factor=0.36, align=True)
             split.label(text=r.joint + (" *" if r.required else ""))
+            split = split.split(factor=0.78, align=True)
             split.prop_search(settings.bone_map, r.joint, obj.data, "bones", text="")
+            if r.missing:
+                split.label(text="")
+            elif r.confidence is None:
+                split.label(text="", icon="HAND")  # the user's choice
+            else:
+                split.label(text=f"{round(100 * r.confidence)}%", icon="ERROR" if r.unsure else "NONE")
+
+
+def _wrapped(layout, text: str, icon: str, width: int = 48) -> None:
+    """A long message over a few label lines (the sidebar does not wrap labels)."""
+    import textwrap
+
+    for k, line in enumerate(textwrap.wrap(text, width)[:4]):
+        layout.label(text=line, icon=icon if k == 0 else "BLANK1")
 
 
 classes = (MOMASK_UL_variations, MOMASK_PT_main, MOMASK_PT_advanced, MOMASK_PT_variations, MOMASK_PT_bone_map)

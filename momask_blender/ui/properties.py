@@ -9,6 +9,7 @@ armature's own bone map (`job.BONE_MAP_PROPERTY`), so the editor and the bake ca
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import bpy
 
@@ -58,26 +59,68 @@ def _variation_index_changed(self, context):
 # ----------------------------------------------------------------------------- bone-map rows
 
 
-def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
-    """(map, 'stored' or 'detected', problems) of an armature, as the editor shows it."""
-    from ..jobs.bake import BONE_MAP_PROPERTY
-    from ..rig.bone_rows import effective_map
-    from ..scene.rig_reader import bone_infos
+_SHOWN_CACHE: dict[tuple, object] = {}
+
+
+def editor_shown(obj):
+    """What the bone-map editor shows for an armature (`bone_rows.Shown`): its stored map (with the
+    confidence detection recorded) or the detected one. Remembered per rest pose and stored map,
+    since every row of the panel asks on every redraw."""
+    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, BONE_MAP_PROPERTY
+    from ..rig.bone_rows import effective
+    from ..scene.rig_reader import bone_infos, rig_key
     from ..scene.rigify_rig import deform_infos, is_generated
 
-    return effective_map(obj.get(BONE_MAP_PROPERTY), deform_infos(obj) if is_generated(obj) else bone_infos(obj))
+    stored, info = obj.get(BONE_MAP_PROPERTY), obj.get(BONE_MAP_INFO_PROPERTY)
+    key = (rig_key(obj), str(stored), str(info))
+    if key not in _SHOWN_CACHE:
+        if len(_SHOWN_CACHE) > 8:
+            _SHOWN_CACHE.clear()
+        bones = deform_infos(obj) if is_generated(obj) else bone_infos(obj)
+        _SHOWN_CACHE[key] = effective(stored, bones, info)
+    return _SHOWN_CACHE[key]
+
+
+def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
+    """(map, 'stored' or 'detected', problems) of an armature, as the editor shows it."""
+    shown = editor_shown(obj)
+    return shown.bone_map, shown.source, shown.problems
 
 
 def set_bone(obj, joint: str, bone: str) -> str | None:
     """Store the armature's map with `joint` → `bone`; returns the joint that gave the bone up."""
-    from ..jobs.bake import BONE_MAP_PROPERTY
+    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, BONE_MAP_PROPERTY
     from ..rig.bone_map import map_to_json
     from ..rig.bone_rows import set_joint
 
-    current, _, _ = editor_map(obj)
-    new, moved = set_joint(current, joint, bone, [b.name for b in obj.data.bones])
+    shown = editor_shown(obj)
+    new, moved = set_joint(shown.bone_map, joint, bone, [b.name for b in obj.data.bones])
+    if shown.source != "stored" and BONE_MAP_INFO_PROPERTY not in obj.keys():  # keep what detection knew
+        obj[BONE_MAP_INFO_PROPERTY] = json.dumps({"joints": {j: {"bone": b, "confidence": c, "how": h}
+                                                             for j, (c, h) in shown.found.items()
+                                                             if c is not None and (b := shown.bone_map.get(j))}})
     obj[BONE_MAP_PROPERTY] = map_to_json(new)
+    refresh_mapping(bpy.context)
     return moved
+
+
+def refresh_mapping(context) -> None:
+    """The "Show Mapping" toggle (a WindowManager property, never saved): colour the target
+    armature's mapped bones if it is on, else give every bone its own colours back. Called when the
+    toggle changes and whenever the map changes while it is on (`scene.bone_colors` does the work)."""
+    from ..rig.bone_rows import mapping_colors
+    from ..scene import bone_colors
+
+    wm = getattr(context, "window_manager", None)
+    obj = target_armature(context)
+    if not getattr(wm, "momask_show_mapping", False) or obj is None or obj.library is not None:
+        bone_colors.hide_all()
+        return
+    shown = editor_shown(obj)
+    for other in bone_colors.shown_objects():
+        if other != obj:
+            bone_colors.hide(other)
+    bone_colors.show(obj, mapping_colors(shown.bone_map, shown.found))
 
 
 def _bone_getter(joint: str):
@@ -174,9 +217,18 @@ class MOMASK_PG_job(bpy.types.PropertyGroup):
 classes = (MOMASK_PG_variation, MOMASK_PG_bone_map, MOMASK_PG_settings, MOMASK_PG_job)
 
 # (owner type, attribute, property factory) added by register(), removed by unregister()
+def _show_mapping_changed(self, context):
+    refresh_mapping(context)
+
+
 POINTERS = (
     ("Scene", "momask", lambda: bpy.props.PointerProperty(type=MOMASK_PG_settings)),
     ("WindowManager", "momask_job", lambda: bpy.props.PointerProperty(type=MOMASK_PG_job)),
+    # never saved (the WindowManager's own properties): the colours are a view, not the user's data
+    ("WindowManager", "momask_show_mapping", lambda: bpy.props.BoolProperty(
+        name="Show Mapping", default=False, update=_show_mapping_changed,
+        description="Colour the mapped bones in the viewport (blue left, green right, purple centre, "
+                    "red where detection is unsure); off gives the bones their own colours back")),
 )
 
 

@@ -1,0 +1,111 @@
+"""The plain description of an armature at rest: what the Blender edge reads once, and what both
+detection and retargeting work from (pure NumPy, no bpy).
+
+`RigRest` holds the bones parents first, with their rest matrices in armature space and the
+object's world matrix; `BoneInfo` is one bone of it in world space, hashable, for detection
+(which is cached per rig). Constraints arrive already read: `drivers[b]` is the bone whose
+constraint sets b's rotation (Copy Rotation / Copy Transforms), so keys belong on the driver, and
+`helpers[b]` marks the bones that constraints aim at (IK goals, poles, track targets), which are
+controls, never anatomical joints; `iks` lists the IK constraints, whose targets and poles the bake
+keys so that the chains they drive land where the motion has them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rotations import polar_rotation
+
+Point = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class BoneInfo:
+    """One bone as detection sees it: names and parents always, world-space rest geometry when known."""
+
+    name: str
+    parent: str | None
+    head: Point | None = None     # world space, rest pose
+    tail: Point | None = None     # unreliable on glTF imports (no tails in the format)
+    deform: bool = True
+    driver: str | None = None     # the bone whose constraint sets this bone's rotation
+    helper: bool = False          # a constraint aims at it (IK goal, pole, track target)
+
+
+@dataclass(frozen=True)
+class IKLink:
+    """An IK constraint of the armature, as bone indices: `owner`'s chain of `chain` bones (0: up
+    to the root) reaches for the head of `target`; `pole` (or -1) sets the plane it bends in."""
+
+    owner: int
+    chain: int
+    target: int
+    pole: int = -1
+    use_tail: bool = True
+
+
+def _none(n: int) -> np.ndarray:
+    return np.full(n, -1, dtype=int)
+
+
+@dataclass(frozen=True, eq=False)
+class RigRest:
+    """What retargeting needs to know about an armature, read once from Blender."""
+
+    names: tuple[str, ...]
+    parents: np.ndarray        # (N,) index of each bone's parent, -1 for roots (parents come first)
+    matrices: np.ndarray       # (N, 4, 4) rest matrices in armature space (Bone.matrix_local)
+    tails: np.ndarray          # (N, 3) rest tails in armature space
+    world: np.ndarray          # (4, 4) the armature object's world matrix
+    connected: np.ndarray      # (N,) bool, Bone.use_connect (such bones can't move)
+    local_location: np.ndarray  # (N,) bool, Bone.use_local_location
+    drivers: np.ndarray | None = None  # (N,) index of the bone whose constraint sets the rotation, -1
+    helpers: np.ndarray | None = None  # (N,) bool: a constraint aims at the bone
+    deform: np.ndarray | None = None   # (N,) bool: Bone.use_deform
+    iks: tuple[IKLink, ...] = ()       # IK constraints: their chains follow their targets, not their keys
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        n = len(self.names)
+        if any(self.parents[i] >= i for i in range(n)):
+            raise ValueError("RigRest bones must be listed parents first")
+        for name, default in (("drivers", _none(n)), ("helpers", np.zeros(n, bool)), ("deform", np.ones(n, bool))):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
+    @property
+    def index(self) -> dict[str, int]:
+        if "index" not in self._cache:
+            self._cache["index"] = {n: i for i, n in enumerate(self.names)}
+        return self._cache["index"]
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The object's world rotation (scale removed)."""
+        return polar_rotation(self.world[:3, :3])
+
+    def to_world(self, points: np.ndarray) -> np.ndarray:
+        return points @ self.world[:3, :3].T + self.world[:3, 3]
+
+    @property
+    def heads_world(self) -> np.ndarray:
+        return self.to_world(self.matrices[:, :3, 3])
+
+    @property
+    def tails_world(self) -> np.ndarray:
+        return self.to_world(self.tails)
+
+    def bone_infos(self) -> list[BoneInfo]:
+        """The bones as detection reads them (world space, parents first)."""
+        heads, tails = self.heads_world, self.tails_world
+        out = []
+        for i, name in enumerate(self.names):
+            p, d = int(self.parents[i]), int(self.drivers[i])
+            out.append(BoneInfo(name, self.names[p] if p >= 0 else None, _point(heads[i]), _point(tails[i]),
+                                bool(self.deform[i]), self.names[d] if d >= 0 else None, bool(self.helpers[i])))
+        return out
+
+
+def _point(v: np.ndarray) -> Point:
+    return (float(v[0]), float(v[1]), float(v[2]))
