@@ -8,6 +8,8 @@ from .errors import ModelError
 from .motion import skeleton
 from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
+__version__ = "0.1.0"
+
 _NEED_TORCH = ("Cancelled", "MoMask", "Motion")
 
 __all__ = ["FPS", "MAX_FRAMES", "MAX_LONG_SECONDS", "GenerationSettings", "ModelError", "motion", "skeleton",

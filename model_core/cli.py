@@ -1,4 +1,4 @@
-"""Command line: `python -m model_core generate|replay ...`."""
+"""Command line: `python -m model_core generate|replay|serve|batch ...`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .serve.command import add_parser as add_serve_parser
 from .settings import GenerationSettings
 
 DEFAULTS = GenerationSettings()
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True)
     replay.add_argument("--device", default="cpu")
     replay.set_defaults(run=_replay)
+    add_serve_parser(commands)
     return parser
 
 
