@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
 from .serve.command import add_parser as add_serve_parser
 from .settings import GenerationSettings
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--device", default="cpu")
     replay.set_defaults(run=_replay)
     add_serve_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 

@@ -164,7 +164,7 @@ def describe_validation(errors: list[dict]) -> tuple[int, str, str | None]:
             message = "expected a JSON object (sent with Content-Type: application/json)"
         return 422, f"body: {message}", "body"
     # the path to the value: field names and list positions (not pydantic's names for union members)
-    path = ".".join(str(p) for p in loc if isinstance(p, int) or p in FIELDS)
+    path = ".".join(str(p) for k, p in enumerate(loc) if k == 0 or isinstance(p, int) or p in FIELDS)
     return 422, f"{path}: {message}", str(loc[0])
 
 

@@ -9,6 +9,8 @@ bad request in a shared call never fails the others: the call is retried request
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,19 +61,27 @@ class Engine:
         self.model = model
         self.max_batch_samples = max(1, int(max_batch_samples))
         self._lock = threading.Lock()
+        self.stats = {"requests": 0, "model_calls": 0, "cancelled": 0, "failed": 0}
 
     def info(self) -> dict[str, Any]:
         folders = self.model.folders
-        return {"models": {"dataset": folders.dataset, "rvq": folders.rvq.name,
-                           "mask_transformer": folders.mask_transformer.name,
-                           "residual_transformer": folders.residual_transformer.name,
-                           "length_estimator": folders.length_estimator.parent.parent.name},
-                "device": str(self.model.device)}
+        models = {"dataset": folders.dataset, "rvq": folders.rvq.name,
+                  "mask_transformer": folders.mask_transformer.name,
+                  "residual_transformer": folders.residual_transformer.name,
+                  "length_estimator": folders.length_estimator.parent.parent.name}
+        return {"models": models, "device": str(self.model.device), "stats": dict(self.stats),
+                "replica": f"{socket.gethostname()}:{os.getpid()}"}
 
     # ----------------------------------------------------------------------------- generate
 
     def generate(self, tickets: list[Ticket]) -> None:
         """Answer every ticket (its `answer` or `error`), sharing model calls where they can."""
+        try:
+            self._generate(tickets)
+        finally:
+            self._count(tickets)
+
+    def _generate(self, tickets: list[Ticket]) -> None:
         alone, groups = [], {}
         for ticket in tickets:
             if ticket.cancelled.is_set():
@@ -145,7 +155,10 @@ class Engine:
     # ----------------------------------------------------------------------------- edit
 
     def edit(self, ticket: Ticket) -> None:
-        self._answer(ticket, lambda: self._edit(ticket))
+        try:
+            self._answer(ticket, lambda: self._edit(ticket))
+        finally:
+            self._count([ticket])
 
     def _edit(self, ticket: Ticket) -> dict[str, Any]:
         from ..generation import timeline
@@ -181,7 +194,14 @@ class Engine:
 
     def _locked(self, call: Callable[[], Any]) -> Any:
         with self._lock:
+            self.stats["model_calls"] += 1
             return call()
+
+    def _count(self, tickets: list[Ticket]) -> None:
+        with self._lock:
+            self.stats["requests"] += len(tickets)
+            self.stats["cancelled"] += sum(isinstance(t.error, Cancelled) for t in tickets)
+            self.stats["failed"] += sum(t.error is not None and not isinstance(t.error, Cancelled) for t in tickets)
 
     @staticmethod
     def _answer(ticket: Ticket, call: Callable[[], dict[str, Any]]) -> None:

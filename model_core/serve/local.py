@@ -11,7 +11,7 @@ from .engine import Engine, Ticket
 class LocalService:
     """The service `create_app` calls, for one process: generate requests are batched, edits run alone."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 16, wait_s: float = 0.01):
+    def __init__(self, engine: Engine, *, max_batch: int = 16, wait_s: float = 0.002):
         self.engine = engine
         self.batcher: Batcher[Ticket] = Batcher(engine.generate, max_batch=max_batch, wait_s=wait_s)
 

@@ -163,5 +163,8 @@ class HealthAnswer(BaseModel):
     models: dict[str, str]
     device: str
     version: str
-    engine: str
+    engine: str = Field(description="uvicorn (one process) or ray")
+    replica: str = Field(description="host:pid of the process that answered")
     limits: dict[str, float]
+    stats: dict[str, int] = Field(description="since start, in this process: requests, model_calls, cancelled, "
+                                  "failed")
