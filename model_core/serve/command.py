@@ -5,21 +5,11 @@ import argparse
 import ipaddress
 import os
 import sys
-from dataclasses import dataclass
 
 from ..errors import ModelError
+from .options import ServeOptions, load_engine
 
 TOKEN_ENV = "MOMASK_SERVER_TOKEN"
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Everything a process (or a Ray replica) needs to load the model and build the app."""
-    checkpoints: str
-    clip: str
-    device: str
-    token: str | None
-    max_batch: int
 
 
 def add_parser(commands) -> None:
@@ -66,15 +56,6 @@ def check_options(args: argparse.Namespace) -> str | None:
     if (args.replicas != 1 or args.address) and not args.ray:
         raise ModelError("--replicas and --address are for --ray")
     return token
-
-
-def load_engine(options: ServeOptions):
-    """The model on its device, wrapped for serving (also what each Ray replica runs)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning CPU threads between requests
-    from ..generation.pipeline import MoMask
-    from .engine import Engine
-
-    return Engine(MoMask.load(options.checkpoints, options.clip, device=options.device))
 
 
 def run(args: argparse.Namespace) -> int:

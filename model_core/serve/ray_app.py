@@ -19,8 +19,8 @@ from typing import Any
 
 from ray import serve
 
-from .command import ServeOptions, load_engine
 from .engine import Ticket
+from .options import ServeOptions, load_engine
 
 APP_NAME = "momask"
 BATCH_WAIT_S = 0.002  # a lone request waits this long for company; more arrives while a batch runs
