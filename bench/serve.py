@@ -2,7 +2,7 @@
 
     python -m bench.serve [--clients 1 4 8] [--requests 16] [--seconds 4] [--steps 10] [--threads 2] [--tiny]
 
-Runs `python -m model_core serve` on random weights at the released shapes (bench/weights.py)
+Runs `python -m model_core serve` on random weights at the released shapes (model_core.testing)
 twice: with batching (the default), and with `--max-batch 1` as the baseline in the same run,
 so the figures compare within one run of this (noisy, shared) machine. Each level sends
 `--requests` requests with distinct seeds from that many client threads, after a warm-up.
@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="the server's PyTorch threads")
     parser.add_argument("--tiny", action="store_true", help="small reference weights (smoke run)")
     args = parser.parse_args(argv)
-    from bench.weights import SHARED, released_shapes_folder
+    from bench.speed import CACHE, SHARED
+    from model_core.testing.random_weights import released_shapes_folder
 
-    folder = SHARED / "reference" if args.tiny else released_shapes_folder()
+    folder = SHARED / "reference" if args.tiny else released_shapes_folder(CACHE, SHARED)
     body = {"prompt": PROMPT, "seconds": args.seconds, "steps": args.steps, "include_features": False}
     report: dict = {"weights": "reference (tiny)" if args.tiny else "released shapes, random values",
                     "seconds": args.seconds, "steps": args.steps, "threads": args.threads,
