@@ -111,3 +111,88 @@ def _refusal(err: urllib.error.HTTPError) -> ServerError:
         return ServerError("the server refused the token (401): check the server token", 401, "token")
     return ServerError(f"the server refused the request ({err.code}): {message or err.reason}", err.code,
                        payload.get("field") if isinstance(payload, dict) else None)
+
+
+class RemoteModel:
+    """A model on a server, called like `MoMask`: generate, generate_sequence, edit_range, extend.
+
+    Answers come back as the same `Motion` and `Edited` the local model returns (tokens empty),
+    so code written against the model runs unchanged with either. `progress` streams the
+    server's stages; raising from it cancels the request on the server too.
+    """
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def generate(self, prompts, seconds=None, *, seed: int = 0, variations: int = 1, settings=None,
+                 progress=None):
+        body = {"prompts" if isinstance(prompts, list | tuple) else "prompt": prompts, "seconds": _plain(seconds),
+                "seed": int(seed), "variations": int(variations), **_settings(settings)}
+        return _motion(self.client.generate(body, progress))
+
+    def generate_sequence(self, segments, *, seed: int = 0, variations: int = 1, settings=None, progress=None):
+        from ..settings import FPS
+
+        rows = [{"prompt": s.prompt, "seconds": s.frames / FPS} for s in segments]
+        body = {"sequence": rows, "seed": int(seed), "variations": int(variations), **_settings(settings)}
+        return _motion(self.client.generate(body, progress))
+
+    def edit_range(self, features, start_frame: int, end_frame: int, prompt: str, *, seed: int = 0, settings=None,
+                   progress=None):
+        body = {"prompt": prompt, "features": _rows(features), "start_frame": int(start_frame),
+                "end_frame": int(end_frame), "seed": int(seed), **_settings(settings, edit=True)}
+        return _edited(self.client.edit(body, progress))
+
+    def extend(self, features, prompt: str, *, frames_before: int = 0, frames_after: int = 0, seed: int = 0,
+               settings=None, progress=None):
+        side = {"frames_before": int(frames_before)} if frames_before else {"frames_after": int(frames_after)}
+        body = {"prompt": prompt, "features": _rows(features), **side, "seed": int(seed),
+                **_settings(settings, edit=True)}
+        return _edited(self.client.edit(body, progress))
+
+
+def _settings(settings, edit: bool = False) -> dict[str, Any]:
+    from ..settings import EDIT_RESIDUAL_GUIDANCE, GenerationSettings
+
+    if settings is None:
+        settings = GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE) if edit else GenerationSettings()
+    return {"steps": settings.steps, "guidance": settings.guidance, "residual_guidance": settings.residual_guidance,
+            "temperature": settings.temperature, "topk": settings.topk, "include_features": True}
+
+
+def _plain(seconds):
+    if seconds is None or isinstance(seconds, int | float):
+        return seconds
+    return [float(s) for s in seconds]
+
+
+def _rows(features) -> list:
+    import numpy as np
+
+    return np.round(np.asarray(features, dtype=np.float64), 6).tolist()
+
+
+def _motion(answer: dict[str, Any]):
+    import numpy as np
+
+    from ..generation.requests import Motion
+
+    try:
+        joints = np.asarray(answer["joints"], dtype=np.float32)
+        features = np.asarray(answer.get("features") or np.zeros(joints.shape[:2] + (0,)), dtype=np.float32)
+        lengths = [int(n) for n in answer["lengths"]]
+        if joints.ndim != 4 or joints.shape[-1] != 3 or len(lengths) != len(joints):
+            raise ValueError(f"joints of shape {joints.shape} for {len(lengths)} lengths")
+        return Motion(joints=joints, features=features, tokens=np.zeros((len(joints), 0, 0), np.int64),
+                      lengths=lengths, fps=int(answer["fps"]), seams=[int(s) for s in answer.get("seams", [])])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ServerError(f"the server's answer is not a motion: {err}") from None
+
+
+def _edited(answer: dict[str, Any]):
+    from ..generation.requests import Edited
+
+    try:
+        return Edited(_motion(answer), int(answer["frame_start"]), int(answer["frame_end"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ServerError(f"the server's answer is not an edit: {err}") from None

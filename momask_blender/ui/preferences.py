@@ -93,6 +93,13 @@ def model_device(prefs) -> str:
 
 # ----------------------------------------------------------------------------- the preferences
 
+LOCATIONS = [
+    ("BLENDER", "In Blender", "Load the model into Blender's Python (needs PyTorch in Blender)"),
+    ("LOCAL_SERVER", "Local Server",
+     "Run the model in its own Python beside Blender (a virtual environment with PyTorch); Blender needs no PyTorch"),
+    ("SERVER", "Server", "Send the work to a MoMask server (python -m model_core serve), e.g. a studio GPU machine"),
+]
+
 
 class MOMASK_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
@@ -110,10 +117,23 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
     torch_variant: bpy.props.EnumProperty(
         name="Build", items=[(v, label, "") for v, label in deps.torch_variants()],
         description="Which PyTorch build to install")
+    # where the model runs (ui.server_ops): the token stays here, in the user preferences, never in a .blend
+    model_location: bpy.props.EnumProperty(name="Model Runs", items=LOCATIONS, default="BLENDER",
+                                           description="Where the model runs: in Blender, beside it, or on a server")
+    server_url: bpy.props.StringProperty(name="Server", default="http://127.0.0.1:8790",
+                                         description="The MoMask server's address (python -m model_core serve)")
+    server_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD",
+                                           description="The server's token (sent as 'Authorization: Bearer ...')")
+    server_python: bpy.props.StringProperty(
+        name="Server Python", subtype="FILE_PATH",
+        description="The Python that runs the local server (one with PyTorch); empty: the checkout's .venv")
 
     def draw(self, context):
+        from . import server_ops
+
         layout = self.layout
         _draw_job(layout, context)
+        server_ops.draw(self, layout)
 
         box = layout.box()
         box.label(text="Model Files", icon="FILE_FOLDER")
@@ -133,7 +153,9 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
 
         box = layout.box()
         box.label(text="Runtime", icon="SETTINGS")
-        if deps.module_available("torch"):
+        if self.model_location != "BLENDER":
+            box.label(text="PyTorch in Blender: not needed (the model runs outside Blender)", icon="CHECKMARK")
+        elif deps.module_available("torch"):
             box.label(text="PyTorch: installed", icon="CHECKMARK")
         else:
             _draw_torch_missing(box, self)
