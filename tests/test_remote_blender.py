@@ -3,8 +3,8 @@
 A Blender process (bpy as a module) where `import torch` fails starts the add-on's local server
 (the venv's Python, the reference model, loopback), generates onto a real rig and regenerates a
 range through it, extends the animation through the same server named as a remote one (URL and
-token in the preferences), is refused with a wrong token without a change to the scene, and
-stops the server when the add-on is disabled.
+token in the preferences; a saved .blend does not hold the token), is refused with a wrong token
+without a change to the scene, and stops the server when the add-on is disabled.
 """
 from __future__ import annotations
 
@@ -81,6 +81,9 @@ prefs.model_location, prefs.server_url, prefs.server_token = "SERVER", server.ur
 end_before = max(fc.range()[1] for fc in channelbag(obj)[1])
 out["extend"] = sorted(bpy.ops.momask.extend(seconds=1.0, side="AFTER", prompt="a person waves", steps=3))
 out["extended_by"] = max(fc.range()[1] for fc in channelbag(obj)[1]) - end_before
+saved = Path(sys.argv[5])
+bpy.ops.wm.save_as_mainfile(filepath=str(saved), copy=True, compress=False)
+out["token_in_blend"] = server.token.encode() in saved.read_bytes()
 
 prefs.server_token = "wrong"
 actions = len(bpy.data.actions)
@@ -103,9 +106,10 @@ def test_operators_run_through_a_server_in_a_blender_without_pytorch(reference_d
     rig = shared_path("rigs", "mpfb_mixamo_tpose_cm.fbx")
     env = dict(os.environ, PYTHONPATH=str(ROOT), BLENDER_USER_RESOURCES=str(tmp_path / "blender"))
     env.pop("MOMASK_SERVER_TOKEN", None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(rig), str(reference_dir / "checkpoints"),
-                           str(reference_dir / "clip" / "ViT-B-32.pt"), sys.executable], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env=env)
+    arguments = [str(rig), str(reference_dir / "checkpoints"), str(reference_dir / "clip" / "ViT-B-32.pt"),
+                 sys.executable, str(tmp_path / "scene.blend")]
+    done = subprocess.run([sys.executable, "-c", SCRIPT, *arguments], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
@@ -113,5 +117,6 @@ def test_operators_run_through_a_server_in_a_blender_without_pytorch(reference_d
     assert out["inpaint"] == ["FINISHED"] and out["changed_inside"] > out["curves"] // 2, out
     assert out["changed_outside"] == 0, out
     assert out["extend"] == ["FINISHED"] and out["extended_by"] > 10, out
+    assert not out["token_in_blend"], out  # the token lives in the preferences, never in the scene
     assert "token" in out["wrong_token"] and out["unchanged_after_refusal"], out
     assert not out["torch_imported"] and out["server_stopped"], out
