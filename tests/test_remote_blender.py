@@ -120,3 +120,44 @@ def test_operators_run_through_a_server_in_a_blender_without_pytorch(reference_d
     assert not out["token_in_blend"], out  # the token lives in the preferences, never in the scene
     assert "token" in out["wrong_token"] and out["unchanged_after_refusal"], out
     assert not out["torch_imported"] and out["server_stopped"], out
+
+
+class Layout:
+    """Records what a draw function puts on the screen (headless Blender draws nothing)."""
+
+    def __init__(self, shown: list):
+        self.shown, self.alert = shown, False
+
+    def box(self, **_kw):
+        return self
+
+    row = column = box
+
+    def prop(self, data, name, **_kw):
+        self.shown.append(("prop", name))
+
+    def operator(self, name, **_kw):
+        self.shown.append(("operator", name))
+
+    def label(self, text="", **_kw):
+        self.shown.append(("label", text))
+
+
+def test_the_preferences_show_what_each_place_needs():
+    import addon_utils
+    import bpy
+
+    from momask_blender.ui import preferences
+
+    addon_utils.enable("momask_blender", default_set=True)
+    prefs = preferences.get(bpy.context)
+    shown = {}
+    for place in ("BLENDER", "LOCAL_SERVER", "SERVER"):
+        prefs.model_location = place
+        shown[place] = []
+        preferences._draw_model_place(prefs, Layout(shown[place]))
+    prefs.model_location = "BLENDER"
+    assert ("prop", "server_url") not in shown["BLENDER"] and ("prop", "server_token") in shown["SERVER"]
+    assert ("operator", "momask.test_server") in shown["SERVER"]
+    assert ("operator", "momask.start_local_server") in shown["LOCAL_SERVER"]
+    assert ("label", "Local server: stopped") in shown["LOCAL_SERVER"]

@@ -41,6 +41,7 @@ class LocalServer:
 _lock = threading.RLock()
 _current: LocalServer | None = None
 _atexit_registered = False
+last_status = ("stopped", "Local server: stopped")  # what the preferences show, refreshed by a timer
 
 
 def default_python(root: Path | None = None) -> str:
@@ -167,6 +168,13 @@ def status() -> tuple[str, str]:
         except ServerError:
             return "starting", f"Local server: starting (loading the model), pid {server.process.pid}"
     return "running", f"Local server: running on {server.url} (pid {server.process.pid})"
+
+
+def refresh_status() -> tuple[str, str]:
+    """`status()`, kept in `last_status` for drawing (a draw must not wait on the network)."""
+    global last_status
+    last_status = status()
+    return last_status
 
 
 def last_line(server: LocalServer) -> str:

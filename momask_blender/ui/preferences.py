@@ -14,7 +14,7 @@ import bpy
 
 from ..errors import MomaskError
 from ..jobs.modal import ModalJobOperator
-from ..setup import model_status
+from ..setup import local_server, model_status
 from ..setup import pytorch as deps
 
 # The add-on's own package: the extension root (e.g. 'bl_ext.user_default.momask') when installed,
@@ -129,11 +129,9 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
         description="The Python that runs the local server (one with PyTorch); empty: the checkout's .venv")
 
     def draw(self, context):
-        from . import server_ops
-
         layout = self.layout
         _draw_job(layout, context)
-        server_ops.draw(self, layout)
+        _draw_model_place(self, layout)
 
         box = layout.box()
         box.label(text="Model Files", icon="FILE_FOLDER")
@@ -186,6 +184,31 @@ def _draw_job(layout, context) -> None:
         row = box.row()
         row.alert = job.state == "failed"
         row.label(text=job.message[:200], icon="ERROR" if job.state == "failed" else "INFO")
+
+
+def _draw_model_place(prefs, layout) -> None:
+    """Where the model runs (the operators are `server_ops`'s)."""
+    box = layout.box()
+    box.label(text="Where the Model Runs", icon="NETWORK_DRIVE")
+    box.row().prop(prefs, "model_location", expand=True)
+    if prefs.model_location == "SERVER":
+        col = box.column(align=True)
+        col.prop(prefs, "server_url")
+        col.prop(prefs, "server_token")
+        box.operator("momask.test_server", icon="LINKED")
+    elif prefs.model_location == "LOCAL_SERVER":
+        box.prop(prefs, "server_python")
+        if not prefs.server_python:
+            found = local_server.default_python()
+            box.label(text=f"Using {found}" if found else "No virtual environment found: set Server Python",
+                      icon="INFO" if found else "ERROR")
+        state, text = local_server.last_status
+        row = box.row()
+        row.alert = state == "exited"
+        row.label(text=text, icon={"running": "CHECKMARK", "exited": "ERROR"}.get(state, "TIME"))
+        row = box.row(align=True)
+        row.operator("momask.start_local_server", icon="PLAY")
+        row.operator("momask.stop_local_server", icon="PAUSE")
 
 
 def _draw_torch_missing(box, prefs) -> None:

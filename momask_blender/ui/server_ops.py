@@ -16,7 +16,6 @@ from ..setup.weights import WHERE
 from . import preferences
 
 _STATUS_EVERY_S = 1.0
-_status = {"state": "stopped", "text": "Local server: stopped"}
 
 
 def server_python(prefs) -> str:
@@ -58,35 +57,12 @@ def watch() -> None:
 
 
 def _tick():
-    _status["state"], _status["text"] = local_server.status()
+    state, _ = local_server.refresh_status()
     for window in getattr(bpy.context.window_manager, "windows", []):
         for area in window.screen.areas:
             if area.type == "PREFERENCES":
                 area.tag_redraw()
-    return _STATUS_EVERY_S if _status["state"] in ("starting", "running") else None
-
-
-def draw(prefs, layout) -> None:
-    box = layout.box()
-    box.label(text="Where the Model Runs", icon="NETWORK_DRIVE")
-    box.row().prop(prefs, "model_location", expand=True)
-    if prefs.model_location == "SERVER":
-        col = box.column(align=True)
-        col.prop(prefs, "server_url")
-        col.prop(prefs, "server_token")
-        box.operator("momask.test_server", icon="LINKED")
-    elif prefs.model_location == "LOCAL_SERVER":
-        box.prop(prefs, "server_python")
-        if not prefs.server_python:
-            found = local_server.default_python()
-            box.label(text=f"Using {found}" if found else "No virtual environment found: set Server Python",
-                      icon="INFO" if found else "ERROR")
-        row = box.row()
-        row.alert = _status["state"] == "exited"
-        row.label(text=_status["text"], icon={"running": "CHECKMARK", "exited": "ERROR"}.get(_status["state"], "TIME"))
-        row = box.row(align=True)
-        row.operator("momask.start_local_server", icon="PLAY")
-        row.operator("momask.stop_local_server", icon="PAUSE")
+    return _STATUS_EVERY_S if state in ("starting", "running") else None
 
 
 # ----------------------------------------------------------------------------- operators
@@ -113,8 +89,7 @@ class MOMASK_OT_start_local_server(bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        _status["state"], _status["text"] = local_server.status()
-        self.report({"INFO"}, _status["text"])
+        self.report({"INFO"}, local_server.refresh_status()[1])
         return {"FINISHED"}
 
 
@@ -130,7 +105,7 @@ class MOMASK_OT_stop_local_server(bpy.types.Operator):
 
     def execute(self, context):
         local_server.stop()
-        _status["state"], _status["text"] = local_server.status()
+        local_server.refresh_status()
         self.report({"INFO"}, "Local server stopped")
         return {"FINISHED"}
 
