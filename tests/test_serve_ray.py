@@ -75,3 +75,16 @@ def test_progress_and_edits_through_ray(server, reference_dir):
     edited = client.edit({"prompt": "a person kicks", "features": source.tolist(), "start_frame": 8,
                           "end_frame": 23, "steps": 3})
     assert (edited["frame_start"], edited["frame_end"]) == (8, 24) and edited["lengths"] == [40]
+
+
+def test_replicas_ask_for_what_the_cluster_has():
+    from model_core import ModelError
+    from model_core.serve.ray_app import replica_gpus
+
+    assert replica_gpus("auto", 2, {"CPU": 16, "GPU": 2}) == 1
+    assert replica_gpus("auto", 4, {"CPU": 16, "GPU": 2}) == 0  # not a GPU each: all on CPUs
+    assert replica_gpus("cpu", 2, {"CPU": 2, "GPU": 8}) == 0
+    with pytest.raises(ModelError, match="need 4 GPUs; the Ray cluster has 2"):
+        replica_gpus("cuda", 4, {"CPU": 16, "GPU": 2})
+    with pytest.raises(ModelError, match="CPU slot"):
+        replica_gpus("cpu", 3, {"CPU": 2})

@@ -29,10 +29,9 @@ class Batcher(Generic[T]):
         await self._queue.put((item, done))
         await asyncio.shield(done)  # a client that leaves must not cancel the others' call
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    @property
+    def waiting(self) -> int:
+        return 0 if self._queue is None else self._queue.qsize()
 
     async def _serve(self) -> None:
         queue = self._queue

@@ -5,7 +5,9 @@ import asyncio
 from typing import Any
 
 from .batcher import Batcher
-from .engine import Engine, Ticket
+from .engine import Engine, RequestError, Ticket
+
+MAX_WAITING = 256  # requests held while the model is busy; past this the server says it is busy
 
 
 class LocalService:
@@ -19,6 +21,9 @@ class LocalService:
         return {**self.engine.info(), "engine": "uvicorn", "limits": {"max_batch": self.batcher.max_batch}}
 
     async def generate(self, ticket: Ticket) -> None:
+        if self.batcher.waiting >= MAX_WAITING:
+            raise RequestError(f"the server is busy ({self.batcher.waiting} requests waiting): try again shortly",
+                               status=503)
         await self.batcher.submit(ticket)
 
     async def edit(self, ticket: Ticket) -> None:

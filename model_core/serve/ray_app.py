@@ -23,10 +23,11 @@ from .engine import Ticket
 from .options import ServeOptions, load_engine
 
 APP_NAME = "momask"
+MAX_QUEUED = 256  # past this, Ray's proxy answers 503 instead of holding more requests in memory
 BATCH_WAIT_S = 0.002  # a lone request waits this long for company; more arrives while a batch runs
 
 
-@serve.deployment(max_ongoing_requests=64, health_check_period_s=5)
+@serve.deployment(max_ongoing_requests=64, max_queued_requests=MAX_QUEUED, health_check_period_s=5)
 @serve.ingress()
 class MotionServer:
     """One replica: the loaded model and the service `create_app` calls."""
@@ -73,8 +74,7 @@ def serve_on_ray(options: ServeOptions, *, host: str, port: int, replicas: int, 
     signal.signal(signal.SIGTERM, _interrupt)  # stop even in the middle of deploying
     try:
         serve.start(http_options={"host": host, "port": port})
-        gpus = 1 if options.device == "cuda" or (options.device == "auto"
-                                                 and ray.cluster_resources().get("GPU", 0) >= 1) else 0
+        gpus = replica_gpus(options.device, replicas, ray.cluster_resources())
         device = "cuda" if gpus else "cpu"  # a replica without a GPU slot must not take one
         app = MotionServer.options(num_replicas=replicas, ray_actor_options={"num_cpus": 1, "num_gpus": gpus})
         serve.run(app.bind(replace(options, device=device)), name=APP_NAME, route_prefix="/")
@@ -90,6 +90,19 @@ def serve_on_ray(options: ServeOptions, *, host: str, port: int, replicas: int, 
             serve.delete(APP_NAME)  # a shared cluster keeps its other applications
         ray.shutdown()  # a local Ray goes with it
     return 0
+
+
+def replica_gpus(device: str, replicas: int, resources: dict) -> int:
+    """GPUs per replica (0 or 1) for the device asked and what the cluster has; an impossible ask is
+    an error now rather than replicas that wait forever for a slot."""
+    from ..errors import ModelError
+
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if device == "cuda" and gpus < replicas:
+        raise ModelError(f"{replicas} replicas on CUDA need {replicas} GPUs; the Ray cluster has {gpus}")
+    if cpus < replicas:
+        raise ModelError(f"{replicas} replicas need a CPU slot each; the Ray cluster has {cpus}")
+    return 1 if device == "cuda" or (device == "auto" and gpus >= replicas) else 0
 
 
 def _interrupt(*_args) -> None:
