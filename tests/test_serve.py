@@ -134,6 +134,9 @@ def test_constraints_are_refused_until_the_model_core_has_them(server):
         assert status == 422 and answer["field"] == "constraints" and "not supported" in answer["error"]
     else:
         assert status == 200, answer
+    body = {"sequence": [{"prompt": PROMPT, "seconds": 2}], "steps": 3, "constraints": body["constraints"]}
+    status, answer = call(server, "POST", "/v1/generate", body)
+    assert status == 422 and answer["field"] == "constraints", answer
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
