@@ -245,3 +245,25 @@ def test_batch_job_through_the_server_matches_the_local_one(server, reference_di
     assert [p.name for p in outputs["remote"]] == [p.name for p in outputs["local"]] and len(outputs["local"]) == 2
     for remote, local in zip(outputs["remote"], outputs["local"], strict=True):
         np.testing.assert_allclose(np.load(remote)["joints"], np.load(local)["joints"], atol=1e-5)
+
+
+def test_remote_model_answers_like_the_local_one(server, model):
+    """What Blender's jobs call: the same methods, the same motions, on either model."""
+    from model_core.generation.requests import Segment
+    from model_core.serve.client import RemoteModel
+
+    remote, fast = RemoteModel(Client(server.url, TOKEN)), GenerationSettings(steps=3)
+    segments = [Segment("a person walks", 60), Segment("a person turns around", 40)]
+    got = remote.generate_sequence(segments, seed=4, variations=2, settings=fast)
+    want = model.generate_sequence(segments, seed=4, variations=2, settings=fast)
+    assert got.lengths == want.lengths == [100, 100] and got.seams == want.seams
+    np.testing.assert_allclose(got.joints, want.joints, atol=1e-5)
+    got = remote.generate(["a person waves"], 1.6, seed=8, settings=fast)
+    np.testing.assert_allclose(got.joints, model.generate(["a person waves"], 1.6, seed=8, settings=fast).joints,
+                               atol=1e-5)
+    with pytest.raises(ServerError, match="prompt"):
+        remote.generate([""], 1.0)
+    with pytest.raises(ServerError, match="cannot reach"):
+        RemoteModel(Client(server.url.replace(server.url.rsplit(":", 1)[1], "9"), TOKEN)).generate("x", 1.0)
+    with pytest.raises(ServerError, match="http://host"):
+        Client("file:///etc/passwd")
