@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -78,7 +78,7 @@ async def _run(run: Callable[[Ticket], Awaitable[None]], ticket: Ticket, request
     await run(ticket)
     if ticket.error is not None:
         return error_response(ticket.error.status, str(ticket.error), ticket.error.field)
-    return Response(json.dumps(ticket.answer, separators=(",", ":")), media_type="application/json")
+    return Response(json_bytes(ticket.answer), media_type="application/json")
 
 
 async def _stream(run: Callable[[Ticket], Awaitable[None]], ticket: Ticket) -> AsyncIterator[bytes]:
@@ -115,8 +115,15 @@ async def _stream(run: Callable[[Ticket], Awaitable[None]], ticket: Ticket) -> A
             ticket.cancelled.set()
 
 
+def json_bytes(obj: dict) -> bytes:
+    """JSON with NumPy arrays written directly, each float32 as its shortest exact decimal
+    (orjson: ten times the standard encoder's speed on a motion, which matters once many
+    requests share one model call)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _line(obj: dict) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return json_bytes(obj) + b"\n"
 
 
 # ----------------------------------------------------------------------------- errors

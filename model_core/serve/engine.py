@@ -23,7 +23,6 @@ from ..settings import FPS, MAX_FRAMES
 from .schemas import MAX_SAMPLES, EditRequest, GenerateRequest
 
 LOG = logging.getLogger("model_core.serve")
-DECIMALS = 6  # micrometres: far below what a motion shows, and short JSON
 
 
 class RequestError(Exception):
@@ -294,11 +293,11 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def motion_answer(motion, include_features: bool = True) -> dict[str, Any]:
-    """A Motion as JSON-ready lists, cut to its longest sample, rounded to `DECIMALS`."""
+    """A Motion cut to its longest sample, as float32 arrays for the JSON encoder (`app.json_bytes`)."""
     frames = max(motion.lengths)
-    answer = {"joints": np.round(motion.joints[:, :frames].astype(np.float64), DECIMALS).tolist(),
+    answer = {"joints": np.ascontiguousarray(motion.joints[:, :frames], dtype=np.float32),
               "lengths": [int(n) for n in motion.lengths], "fps": int(motion.fps),
               "seams": [int(s) for s in motion.seams]}
     if include_features:
-        answer["features"] = np.round(motion.features[:, :frames].astype(np.float64), DECIMALS).tolist()
+        answer["features"] = np.ascontiguousarray(motion.features[:, :frames], dtype=np.float32)
     return answer
