@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-blender42 lint demo extension bench clean
+.PHONY: test test-blender42 lint demo extension bench bench-serve clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.speed
+
+# requests per second of the model server under 1, 4 and 8 clients, batched and not (README: a model server)
+bench-serve: $(STAMP)
+	$(PY) -m bench.serve
 
 clean:
 	rm -rf $(VENV) $(VENV42) .pytest_cache .ruff_cache dist build

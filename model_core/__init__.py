@@ -1,17 +1,21 @@
 """MoMask inference: the released checkpoints, loaded unchanged, giving the official numbers.
 
-Importing the package needs NumPy only; the model classes (which need PyTorch) load on first use,
-so an application can show settings and say what is missing before PyTorch is installed.
+Importing the package needs NumPy only; the model class (which needs PyTorch) loads on first use,
+so an application can show settings and say what is missing before PyTorch is installed, or use
+a model server (`serve.client`) without ever installing it.
 """
 from . import motion
 from .errors import ModelError
+from .generation.requests import Cancelled, Motion
 from .motion import skeleton
 from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 
-_NEED_TORCH = ("Cancelled", "MoMask", "Motion")
+__version__ = "0.1.0"
 
-__all__ = ["FPS", "MAX_FRAMES", "MAX_LONG_SECONDS", "GenerationSettings", "ModelError", "motion", "skeleton",
-           *_NEED_TORCH]
+_NEED_TORCH = ("MoMask",)
+
+__all__ = ["FPS", "MAX_FRAMES", "MAX_LONG_SECONDS", "Cancelled", "GenerationSettings", "ModelError", "Motion", "motion",
+           "skeleton", *_NEED_TORCH]
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""Command line: `python -m model_core generate|replay ...`."""
+"""Command line: `python -m model_core generate|replay|serve|batch ...`."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
+from .serve.command import add_parser as add_serve_parser
 from .settings import GenerationSettings
 
 DEFAULTS = GenerationSettings()
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True)
     replay.add_argument("--device", default="cpu")
     replay.set_defaults(run=_replay)
+    add_serve_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 

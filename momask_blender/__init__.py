@@ -12,10 +12,19 @@ from __future__ import annotations
 
 
 def _classes():
-    from .ui import bone_map_ops, operators, panels, preferences, properties, timeline_ops, timeline_panel
+    from .ui import (
+        bone_map_ops,
+        operators,
+        panels,
+        preferences,
+        properties,
+        server_ops,
+        timeline_ops,
+        timeline_panel,
+    )
 
-    return (properties.classes + preferences.classes + operators.classes + bone_map_ops.classes + panels.classes
-            + timeline_ops.classes + timeline_panel.classes)
+    return (properties.classes + preferences.classes + server_ops.classes + operators.classes + bone_map_ops.classes
+            + panels.classes + timeline_ops.classes + timeline_panel.classes)
 
 
 def register():
@@ -45,8 +54,9 @@ def unregister():
 
     from .jobs import modal, model_cache
     from .scene import bone_colors
-    from .ui import preferences, properties, timeline_panel
+    from .ui import preferences, properties, server_ops, timeline_panel
 
+    server_ops.unregister_server()
     modal.request_cancel()
     bone_colors.unregister_handlers()
     modal.active.operator = modal.active.worker = None

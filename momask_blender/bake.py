@@ -136,7 +136,7 @@ def _bake(context, obj, args) -> dict:
                             foot_lock=args.foot_lock == "on", segments=segments)
     info = bake.summary(job, actions)
     if args.export_bvh:
-        from .rig.bvh import write_bvh
+        from model_core.motion.bvh import write_bvh
 
         t = time.perf_counter()
         write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)

@@ -265,7 +265,7 @@ def run(args) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"blend": out.with_suffix(".blend"), "bvh": out.with_suffix(".bvh"), "png": out.with_suffix(".png")}
 
-    from .rig.bvh import write_bvh
+    from model_core.motion.bvh import write_bvh
 
     write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else 20.0)
     t = stage("export_bvh_s", t)

@@ -31,3 +31,14 @@ def test_fast_path_generates_the_same_shapes(reference_dir):
     model = MoMask.load(reference_dir / "checkpoints", reference_dir / "clip" / "ViT-B-32.pt", fast=True)
     motion = model.generate(["a person walks", "a person jumps"], frames=[40, 24], settings=GenerationSettings(steps=3))
     assert motion.joints.shape == (2, 40, 22, 3) and motion.lengths == [40, 24]
+
+
+def test_serve_benchmark_prints_requests_per_second_for_1_4_and_8_clients(reference_dir):
+    done = subprocess.run([sys.executable, "-m", "bench.serve", "--tiny", "--requests", "8", "--steps", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    for name in ("batched_requests_per_s", "unbatched_requests_per_s"):
+        assert set(report[name]) == {"1", "4", "8"} and all(v > 0 for v in report[name].values())
+    assert report["batched_vs_unbatched_8_clients"] > 0 and report["batched_8_clients_vs_1"] > 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model_core.motion.bvh import bvh_text
 from momask_blender.errors import MomaskError
 from momask_blender.rig import feet
 from momask_blender.rig.bone_map import CONVENTIONS
-from momask_blender.rig.bvh import bvh_text
 from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.resample import frame_count, resample, scene_fps
 from momask_blender.rig.rest import RigRest

@@ -18,6 +18,7 @@ from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettin
 from .model import TokenModel
 from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
     Cancelled,
+    Edited,
     Motion,
     Progress,
     check_prompts,
@@ -27,7 +28,7 @@ from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
     seconds_to_frames,
     stack_motions,
 )
-from .timeline import Segment, generate_sequence
+from .timeline import Segment, edit_range, extend, generate_sequence
 
 
 class MoMask(TokenModel):
@@ -120,3 +121,26 @@ class MoMask(TokenModel):
         features = self.encode_text(prompts)
         return self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
                                       editable=mask, on_step=on_step)
+
+    # ----------------------------------------------------------------------------- along time
+
+    def generate_sequence(self, segments: Sequence[Segment], *, seed: int = 0, variations: int = 1,
+                          settings: GenerationSettings | None = None, progress: Progress | None = None) -> Motion:
+        """One continuous motion through each segment's prompt in turn (`timeline.generate_sequence`).
+
+        This and the two below are also `serve.client.RemoteModel`'s calls, so a caller holds
+        either model and calls the same methods."""
+        return generate_sequence(self, segments, seed=seed, variations=variations, settings=settings,
+                                 progress=progress)
+
+    def edit_range(self, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *, seed: int = 0,
+                   settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
+        """Frames start..end (inclusive) of one motion regenerated in context (`timeline.edit_range`)."""
+        return edit_range(self, features, start_frame, end_frame, prompt, seed=seed, settings=settings,
+                          progress=progress)
+
+    def extend(self, features: np.ndarray, prompt: str, *, frames_before: int = 0, frames_after: int = 0,
+               seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
+        """New frames before or after one motion (`timeline.extend`)."""
+        return extend(self, features, prompt, frames_before=frames_before, frames_after=frames_after, seed=seed,
+                      settings=settings, progress=progress)

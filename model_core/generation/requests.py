@@ -32,6 +32,22 @@ class Motion:
     seams: list[int] = field(default_factory=list)  # frames where a long motion's windows meet
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One row of a prompt sequence: what happens, for how long."""
+    prompt: str
+    frames: int
+
+
+@dataclass
+class Edited:
+    """A motion with a token range regenerated; `frame_start`/`frame_end` (exclusive) are the
+    frames the regenerated tokens cover (the asked range rounded outward to whole tokens)."""
+    motion: Motion
+    frame_start: int
+    frame_end: int
+
+
 def check_prompts(prompts: Sequence[str] | str) -> list[str]:
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -98,3 +114,23 @@ def per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
     if len(values) != count:
         raise ModelError(f"{len(values)} lengths given for {count} prompts")
     return values
+
+
+def parse_sequence(text: str) -> list[Segment]:
+    """Lines of `seconds<TAB>prompt` (blank lines and # comments skipped); errors name the line."""
+    segments = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        seconds, sep, prompt = line.partition("\t")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = float("nan")
+        if not sep or not prompt.strip() or not math.isfinite(value) or value <= 0:
+            raise ModelError(f"sequence line {number}: expected 'seconds<TAB>prompt' with positive seconds, "
+                             f"got {line!r}")
+        segments.append(Segment(prompt.strip(), int(math.floor(value * FPS + 1e-6))))
+    if not segments:
+        raise ModelError("the sequence has no 'seconds<TAB>prompt' line")
+    return segments

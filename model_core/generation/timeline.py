@@ -8,9 +8,7 @@ no crossfade is needed at the seams.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,25 +16,9 @@ import torch
 from ..errors import ModelError
 from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 from .model import TokenModel
-from .requests import Motion, Progress, check_prompts
+from .requests import Edited, Motion, Progress, Segment, check_prompts, parse_sequence  # noqa: F401 (re-exported)
 
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One row of a prompt sequence: what happens, for how long."""
-    prompt: str
-    frames: int
-
-
-@dataclass
-class Edited:
-    """A motion with a token range regenerated; `frame_start`/`frame_end` (exclusive) are the
-    frames the regenerated tokens cover (the asked range rounded outward to whole tokens)."""
-    motion: Motion
-    frame_start: int
-    frame_end: int
 
 
 def token_span(start_frame: int, end_frame: int, unit: int = 4) -> tuple[int, int]:
@@ -44,26 +26,6 @@ def token_span(start_frame: int, end_frame: int, unit: int = 4) -> tuple[int, in
     if end_frame < start_frame:
         raise ModelError(f"range end {end_frame} is before its start {start_frame}")
     return start_frame // unit, (end_frame + unit) // unit
-
-
-def parse_sequence(text: str) -> list[Segment]:
-    """Lines of `seconds<TAB>prompt` (blank lines and # comments skipped); errors name the line."""
-    segments = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        seconds, sep, prompt = line.partition("\t")
-        try:
-            value = float(seconds)
-        except ValueError:
-            value = float("nan")
-        if not sep or not prompt.strip() or not math.isfinite(value) or value <= 0:
-            raise ModelError(f"sequence line {number}: expected 'seconds<TAB>prompt' with positive seconds, "
-                             f"got {line!r}")
-        segments.append(Segment(prompt.strip(), int(math.floor(value * FPS + 1e-6))))
-    if not segments:
-        raise ModelError("the sequence has no 'seconds<TAB>prompt' line")
-    return segments
 
 
 def _fill(model: TokenModel, text: torch.Tensor, ids: torch.Tensor, editable: torch.Tensor,

@@ -38,6 +38,23 @@ class Generation:
     checkpoints: str
     clip: str
     device: str = "cpu"
+    server: str = ""                            # a model server's URL: the model runs there, not here
+    token: str = field(default="", repr=False)  # the server's token (from the preferences, never saved in scenes)
+    local_server: bool = False                  # the server is the add-on's own (setup.local_server), maybe starting
+
+    def check_model(self) -> None:
+        """The model can be reached: its local files are there, or a server address is given."""
+        if self.server and not self.local_server:
+            from model_core.serve.client import ServerError, check_url
+
+            try:
+                check_url(self.server)
+            except ServerError as err:
+                raise MomaskError(str(err)) from None
+        else:
+            from ..setup.weights import check_paths
+
+            check_paths(self.checkpoints, self.clip)
 
     def settings(self):
         """The model's GenerationSettings for these values."""
@@ -151,9 +168,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     else:
         if generation is None or not prompt.strip():
             raise MomaskError("the prompt is empty: describe the motion in a sentence")
-        from ..setup.weights import check_paths
-
-        check_paths(generation.checkpoints, generation.clip)
+        generation.check_model()
         job.action_name = prompt.strip()
     job.action_name = job.action_name[:MAX_PROMPT_NAME]
     job.timings["prepare_s"] = time.perf_counter() - started
@@ -163,7 +178,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
 def sequence_segments(text: str) -> list:
     """The segments of a prompt sequence (lines of `seconds<TAB>prompt`), at most 10 minutes in all."""
     import model_core
-    from model_core.generation.timeline import parse_sequence
+    from model_core.generation.requests import parse_sequence
     from model_core.settings import MAX_LONG_SECONDS
 
     try:
@@ -199,19 +214,18 @@ def generate(gen: Generation, progress=None, segments=None) -> tuple[list[np.nda
     """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length, and
     the frames where a long motion's windows meet. With `segments`, one continuous motion follows
     each segment's prompt in turn."""
-    from .model_cache import get_model
+    from .model_cache import model_for
 
     started = time.perf_counter()
-    model = get_model(gen.checkpoints, gen.clip, gen.device)
+    model = model_for(gen, progress)
     loaded = time.perf_counter()
     import model_core
-    from model_core.generation.timeline import generate_sequence
 
     try:
         settings = gen.settings()
         if segments:
-            motion = generate_sequence(model, segments, seed=gen.seed, variations=gen.variations,
-                                       settings=settings, progress=progress)
+            motion = model.generate_sequence(segments, seed=gen.seed, variations=gen.variations, settings=settings,
+                                             progress=progress)
         else:
             motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
                                     settings=settings, progress=progress)

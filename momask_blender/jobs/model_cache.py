@@ -1,4 +1,9 @@
-"""The MoMask model, loaded once per Blender session and kept for the next call (no bpy here)."""
+"""The MoMask model, loaded once per Blender session and kept for the next call, or a server's (no bpy here).
+
+`model_for(generation)` is where a job learns where its model runs: a `MoMask` in this process
+(PyTorch needed), or `RemoteModel` on the server the preferences name (no PyTorch at all). Both
+answer the same calls, so the jobs do not care which.
+"""
 from __future__ import annotations
 
 import threading
@@ -8,6 +13,33 @@ from ..setup.weights import check_paths
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str], object] = {}
+
+def model_for(generation, progress=None):
+    """The model a `jobs.bake.Generation` asks for: its server's, or the one loaded here. The add-on's
+    own server may still be loading: wait for it, reporting progress (which raises on cancel)."""
+    if generation.server:
+        from model_core.serve.client import Client, RemoteModel, ServerError
+
+        if generation.local_server:
+            from ..setup import local_server
+
+            running = local_server.current()
+            if running is None or running.url != generation.server:
+                raise MomaskError("the local server was stopped: start it again (Edit > Preferences > Add-ons > "
+                                  "MoMask) or choose where the model runs")
+
+            def waiting() -> None:
+                if progress is not None:
+                    progress("starting the local server", 0.0)
+
+            local_server.wait_ready(running, poll=waiting)
+
+        try:
+            return RemoteModel(Client(generation.server, generation.token or None))
+        except ServerError as err:
+            raise MomaskError(str(err)) from None
+    return get_model(generation.checkpoints, generation.clip, generation.device)
+
 
 def get_model(checkpoints: str, clip: str, device: str = "cpu"):
     """The loaded model for these paths, loading it on first use."""

@@ -59,7 +59,6 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     from ..rig.plan import plan_rig
     from ..rig.resample import scene_fps
     from ..scene.rig_reader import check_armature, read_rig
-    from ..setup.weights import check_paths
 
     started = time.perf_counter()
     check_armature(obj)
@@ -80,7 +79,7 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     fps = scene_fps(render.fps, render.fps_base)
     lo, hi = animation_range(fcurves)
     window = window_for(lo, hi, fps)
-    check_paths(generation.checkpoints, generation.clip)
+    generation.check_model()
     joints = inpaint.rig_joints(plan, sample_pose(context, obj, plan.rig.names, window.sample_frames()))
 
     frames = window.keys
@@ -110,13 +109,13 @@ def _channel(fcurves, pb, prop: str, mode: str, index: int, frames, anchor: int)
 
 def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     """The model, then the new keys' values for every channel. No bpy: safe in a worker thread."""
-    from .model_cache import get_model
+    from .model_cache import model_for
 
     started = time.perf_counter()
     gen = job.generation
     if progress is not None:
         progress("loading model", 0.0)
-    model = get_model(gen.checkpoints, gen.clip, gen.device)
+    model = model_for(gen, progress)
     loaded = time.perf_counter()
     if progress is not None:
         progress("regenerating", 0.1)

@@ -333,9 +333,9 @@ def fade_values(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int)
 def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed: int = 0,
                  settings=None, progress=None) -> np.ndarray:
     """Run the model on the sampled window joints (samples, 22, 3; HumanML3D axes) and return
-    the decoded window (decoded, 22, 3) placed back where the sampled window was."""
+    the decoded window (decoded, 22, 3) placed back where the sampled window was. `model` is a
+    loaded `MoMask` or a server's `RemoteModel`: both have `edit_range` and `extend`."""
     import model_core
-    from model_core.generation import timeline
     from model_core.motion import joints_to_features
 
     joints = np.asarray(joints, np.float64)
@@ -344,13 +344,12 @@ def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed
     try:
         features, _ = joints_to_features(joints.astype(np.float32))
         if window.kind == "RANGE":
-            edited = timeline.edit_range(model, features, window.edit_start, window.edit_end - 1, prompt, seed=seed,
-                                         settings=settings, progress=progress)
+            edited = model.edit_range(features, window.edit_start, window.edit_end - 1, prompt, seed=seed,
+                                      settings=settings, progress=progress)
         else:
             new = window.edit_end - window.edit_start
             sides = {"frames_after": new} if window.kind == "AFTER" else {"frames_before": new}
-            edited = timeline.extend(model, features, prompt, seed=seed, settings=settings, progress=progress,
-                                     **sides)
+            edited = model.extend(features, prompt, seed=seed, settings=settings, progress=progress, **sides)
     except model_core.ModelError as err:
         raise MomaskError(str(err)) from None
     decoded = np.asarray(edited.motion.joints[0, : edited.motion.lengths[0]], np.float64)

@@ -13,7 +13,7 @@ import bpy
 from ..jobs import bake as job
 from ..jobs import modal
 from ..scene import variations
-from . import preferences
+from . import preferences, server_ops
 from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS
 
 # The last finished job, for scripts and the command line (summary, BVH export).
@@ -71,13 +71,14 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
 
     def _generation(self, context) -> job.Generation:
         prefs = preferences.get(context)
+        files = dict(checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
+                     clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
+                     device=self.device or preferences.model_device(prefs))
         return job.Generation(
             prompt=self.prompt.strip(), seconds=self.seconds if self.seconds > 0 else None, seed=self.seed,
             variations=self.variations, steps=self.steps, guidance=self.guidance,
             residual_guidance=self.residual_guidance, temperature=self.temperature, topk=self.topk,
-            checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
-            clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
-            device=self.device or preferences.model_device(prefs))
+            **files, **server_ops.place(context, **files))
 
     def fill_from_scene(self, context) -> None:
         """The sidebar's settings for every property the caller did not set explicitly."""
@@ -98,7 +99,7 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
 
     def job_prepare(self, context):
         prefs = preferences.get(context)
-        threads = prefs.threads if prefs is not None else 0
+        threads = prefs.threads if prefs is not None and server_ops.uses_pytorch_here(context) else 0
         prepared = job.prepare(context, _active_armature(context), prompt=self.prompt,
                                generation=None if self.source else self._generation(context),
                                source_path=bpy.path.abspath(self.source) if self.source else "",

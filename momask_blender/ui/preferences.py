@@ -14,7 +14,7 @@ import bpy
 
 from ..errors import MomaskError
 from ..jobs.modal import ModalJobOperator
-from ..setup import model_status
+from ..setup import local_server, model_status
 from ..setup import pytorch as deps
 
 # The add-on's own package: the extension root (e.g. 'bl_ext.user_default.momask') when installed,
@@ -93,6 +93,13 @@ def model_device(prefs) -> str:
 
 # ----------------------------------------------------------------------------- the preferences
 
+LOCATIONS = [
+    ("BLENDER", "In Blender", "Load the model into Blender's Python (needs PyTorch in Blender)"),
+    ("LOCAL_SERVER", "Local Server",
+     "Run the model in its own Python beside Blender (a virtual environment with PyTorch); Blender needs no PyTorch"),
+    ("SERVER", "Server", "Send the work to a MoMask server (python -m model_core serve), e.g. a studio GPU machine"),
+]
+
 
 class MOMASK_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
@@ -110,10 +117,21 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
     torch_variant: bpy.props.EnumProperty(
         name="Build", items=[(v, label, "") for v, label in deps.torch_variants()],
         description="Which PyTorch build to install")
+    # where the model runs (ui.server_ops): the token stays here, in the user preferences, never in a .blend
+    model_location: bpy.props.EnumProperty(name="Model Runs", items=LOCATIONS, default="BLENDER",
+                                           description="Where the model runs: in Blender, beside it, or on a server")
+    server_url: bpy.props.StringProperty(name="Server", default="http://127.0.0.1:8790",
+                                         description="The MoMask server's address (python -m model_core serve)")
+    server_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD",
+                                           description="The server's token (sent as 'Authorization: Bearer ...')")
+    server_python: bpy.props.StringProperty(
+        name="Server Python", subtype="FILE_PATH",
+        description="The Python that runs the local server (one with PyTorch); empty: the checkout's .venv")
 
     def draw(self, context):
         layout = self.layout
         _draw_job(layout, context)
+        _draw_model_place(self, layout)
 
         box = layout.box()
         box.label(text="Model Files", icon="FILE_FOLDER")
@@ -133,7 +151,9 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
 
         box = layout.box()
         box.label(text="Runtime", icon="SETTINGS")
-        if deps.module_available("torch"):
+        if self.model_location != "BLENDER":
+            box.label(text="PyTorch in Blender: not needed (the model runs outside Blender)", icon="CHECKMARK")
+        elif deps.module_available("torch"):
             box.label(text="PyTorch: installed", icon="CHECKMARK")
         else:
             _draw_torch_missing(box, self)
@@ -164,6 +184,31 @@ def _draw_job(layout, context) -> None:
         row = box.row()
         row.alert = job.state == "failed"
         row.label(text=job.message[:200], icon="ERROR" if job.state == "failed" else "INFO")
+
+
+def _draw_model_place(prefs, layout) -> None:
+    """Where the model runs (the operators are `server_ops`'s)."""
+    box = layout.box()
+    box.label(text="Where the Model Runs", icon="NETWORK_DRIVE")
+    box.row().prop(prefs, "model_location", expand=True)
+    if prefs.model_location == "SERVER":
+        col = box.column(align=True)
+        col.prop(prefs, "server_url")
+        col.prop(prefs, "server_token")
+        box.operator("momask.test_server", icon="LINKED")
+    elif prefs.model_location == "LOCAL_SERVER":
+        box.prop(prefs, "server_python")
+        if not prefs.server_python:
+            found = local_server.default_python()
+            box.label(text=f"Using {found}" if found else "No virtual environment found: set Server Python",
+                      icon="INFO" if found else "ERROR")
+        state, text = local_server.last_status
+        row = box.row()
+        row.alert = state == "exited"
+        row.label(text=text, icon={"running": "CHECKMARK", "exited": "ERROR"}.get(state, "TIME"))
+        row = box.row(align=True)
+        row.operator("momask.start_local_server", icon="PLAY")
+        row.operator("momask.stop_local_server", icon="PAUSE")
 
 
 def _draw_torch_missing(box, prefs) -> None:

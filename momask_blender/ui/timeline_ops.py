@@ -16,7 +16,7 @@ from ..jobs.modal import ModalJobOperator as _JobBase
 from ..jobs.timeline import apply_timeline, compute_timeline, prepare_timeline
 from ..rig import windows as inpaint
 from ..scene.animation import selected_key_frames
-from . import preferences
+from . import preferences, server_ops
 from .properties import DEFAULTS
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
@@ -46,13 +46,13 @@ class _Generation:
 
     def generation(self, context, prompt: str | None = None, seconds: float | None = None) -> bake_job.Generation:
         prefs = preferences.get(context)
+        files = dict(checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
+                     clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
+                     device=self.device or preferences.model_device(prefs))
         return bake_job.Generation(
             prompt=(self.prompt if prompt is None else prompt).strip(), seconds=seconds, seed=self.seed,
             variations=1, steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
-            temperature=self.temperature, topk=self.topk,
-            checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
-            clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
-            device=self.device or preferences.model_device(prefs))
+            temperature=self.temperature, topk=self.topk, **files, **server_ops.place(context, **files))
 
     def job_finished(self, context, state) -> None:
         global last_error
