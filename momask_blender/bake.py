@@ -84,17 +84,14 @@ def prepare_scene(args):
     from . import register
     from .jobs.bake import BONE_MAP_PROPERTY
     from .rig.bone_map import load_preset, map_to_json
-    from .scene.characters import import_rig, pick_armature
+    from .scene.characters import import_rig, pick_armature, select_only, set_frame_rate
 
     import_rig(Path(args.rig or args.blend).expanduser().resolve())
     obj = pick_armature(args.armature)
-    for o in bpy.context.view_layer.objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
+    select_only(obj)
     scene = bpy.context.scene
     if args.fps:
-        scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps
+        set_frame_rate(scene, args.fps)
     if args.frame_start is not None:
         scene.frame_set(args.frame_start)
     if args.bone_map:

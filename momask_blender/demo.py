@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from model_core.settings import GenerationSettings
+from model_core.settings import FPS, GenerationSettings
 
 from .errors import MomaskError
 from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
@@ -223,19 +223,16 @@ class Stopwatch:
 
 def build_character(bpy, args):
     """The rig (the metarig, or --rig), selected and active, in a scene at --fps from frame 1."""
-    from .scene.characters import build_metarig, import_rig, pick_armature
+    from .scene.characters import build_metarig, import_rig, pick_armature, select_only, set_frame_rate
 
     if args.rig:
         import_rig(Path(args.rig).expanduser().resolve())
         obj, rig_kind = pick_armature(None), Path(args.rig).name
     else:
         obj, rig_kind = build_metarig()
-    for o in bpy.context.view_layer.objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
+    select_only(obj)
     scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps
+    set_frame_rate(scene, args.fps)
     scene.frame_start = 1
     scene.frame_set(1)
     return obj, rig_kind
@@ -306,7 +303,7 @@ def run(args) -> dict:
     clock.seconds.update({k: round(v, 3) for k, v in job.timings.items()})
     clock.last = time.perf_counter()
     paths = output_paths(args, weights)
-    write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else 20.0)
+    write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else FPS)
     clock.lap("export_bvh_s")
     frames, fps = job.bakes[0].frames, job.options.fps
     title, subtitle, warning = captions(args, weights, rig_kind, frames, fps)

@@ -304,7 +304,7 @@ def test_command_line_bake_and_bvh_round_trip(tmp_path):
 
 
 def test_command_line_preview_is_rendered_and_not_saved(tmp_path):
-    rig = shared_path("rigs", "cc4_style_tpose.blend")  # armature only: the bones are shown
+    rig = shared_path("rigs", "mpfb_cmu_mb_tpose.glb")
     out, png = tmp_path / "out.blend", tmp_path / "look.png"
     run = [sys.executable, "-m", "momask_blender.bake", "--rig", str(rig), "--source",
            str(shared_path("motions", "momask_sample_a.bvh")), "--out", str(out), "--preview-moments", "2"]
@@ -314,7 +314,7 @@ def test_command_line_preview_is_rendered_and_not_saved(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     preview = info["preview"]
-    assert preview["path"] == str(png) and png.is_file() and preview["character"] == "bones"
+    assert preview["path"] == str(png) and png.is_file() and preview["character"] == "mesh: Body"
     assert preview["frames"] == [info["frame_start"], info["frame_end"]] and preview["seconds"]["total_s"] > 0
     from momask_blender.scene.render import read_image
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import MomaskError
 
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}  # camera azimuth from the character's facing
-ELEVATION = 8.0           # degrees the camera looks down: the floor shows as a band under the feet
+ELEVATION = 5.0           # degrees the camera looks down: the floor shows as a band under the feet
 MARGIN = 0.06             # share of the picture left free around the motion's extent
 SIDE_COLOURS = {"left": (0.16, 0.40, 0.86, 1.0), "right": (0.88, 0.33, 0.16, 1.0), "center": (0.25, 0.26, 0.31, 1.0)}
 FLOOR_COLOURS = ((1.0, 1.0, 1.0, 1.0), (0.74, 0.76, 0.80, 1.0))
@@ -272,7 +272,7 @@ def add_floor(stage: Stage, points: Sequence[np.ndarray]) -> None:
     allp = np.concatenate(points)
     height = max(float(np.ptp(allp[:, 2])), 1e-3)
     lo, hi = allp[:, :2].min(0), allp[:, :2].max(0)
-    centre, radius = (lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2 + 1.5 * height
+    centre, radius = (lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2 + 1.0 * height
     z = float(allp[:, 2].min())
     square = 0.5 * height
     n = int(min(np.ceil(2 * radius / square), 200))
