@@ -207,6 +207,16 @@ def test_movie_of_the_whole_motion(walker, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
 
 
+def test_a_blender_without_ffmpeg_is_told_to_ask_for_a_png(monkeypatch):
+    from types import SimpleNamespace
+
+    # no such bpy wheel here: stand in for its build options only
+    app = SimpleNamespace(build_options=SimpleNamespace(codec_ffmpeg=False), version_string="4.2.0 (no FFmpeg)")
+    monkeypatch.setattr(render, "bpy", SimpleNamespace(app=app))
+    with pytest.raises(MomaskError, match=r"4.2.0 \(no FFmpeg\)\) was built without FFmpeg.*\.png preview"):
+        render.check_movie_support()
+
+
 def test_joint_names_reported_are_the_maps(walker, tmp_path):
     obj, bmap = walker
     info = render.render_still(bpy.context.scene, obj, tmp_path / "a.png", bone_map=bmap, frames=[5],
