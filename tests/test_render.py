@@ -65,6 +65,14 @@ def test_bone_shapes_sides_and_which_bones_show():
     assert staging.shown_bones(lengths, {"head"}, 2.0) == \
         ["hips", "thigh.L", "shin.L", "toe.L", "spine", "head", "thigh.R"]  # not the face, not the tiny pelvis.L
     assert staging.shown_bones([("a", None, 0.05), ("b", "a", 0.5)], set(), 2.0) == ["b"]
+    # a root bone on the floor above the body, and a prop beside it, are not the character
+    rig = [("root", None), ("hip", "root"), ("pelvis", "hip"), ("thigh", "pelvis"), ("waist", "hip"),
+           ("arm", "waist"), ("prop", "root")]
+    top = staging.common_ancestor(rig, {"pelvis", "thigh", "arm"})
+    assert top == "hip" and staging.common_ancestor(rig, {"thigh"}) == "thigh"
+    assert staging.common_ancestor(rig, {"nothing"}) is None
+    assert staging.shown_bones([(n, p, 0.5) for n, p in rig], set(), 2.0, top) == \
+        ["hip", "pelvis", "thigh", "waist", "arm"]
 
 
 # ----------------------------------------------------------------------------- real renders

@@ -108,18 +108,40 @@ def octahedra(bones: Sequence[tuple[np.ndarray, float, float]]) -> tuple[np.ndar
     return np.concatenate(verts)[:, :3], np.concatenate(tris)
 
 
+def common_ancestor(bones: Sequence[tuple[str, str | None]], names: set[str]) -> str | None:
+    """The lowest bone that has every one of `names` at or below it, from (name, parent) pairs."""
+    parent_of = dict(bones)
+
+    def chain(name: str | None) -> list[str]:
+        out = []
+        while name is not None and name in parent_of:
+            out.append(name)
+            name = parent_of[name]
+        return out
+
+    chains = [chain(n) for n in names if n in parent_of]
+    if not chains:
+        return None
+    shared = set(chains[0]).intersection(*chains[1:])
+    return next((b for b in chains[0] if b in shared), None)
+
+
 def shown_bones(bones: Sequence[tuple[str, str | None, float]], ends: set[str], height: float,
-                smallest: float = 0.03) -> list[str]:
+                top: str | None = None, smallest: float = 0.03) -> list[str]:
     """The bones a picture of the skeleton shows, from (name, parent, length) triples (parents
-    first): every bone at least `smallest` of the rig's height, but nothing below the `ends` (the
-    bones the map calls the head and the wrists): a face rig and fingers are only specks at
-    this size, while the body reads like the armature itself."""
+    first): every bone at least `smallest` of the rig's height, only at or below `top` (the body:
+    not a root bone left on the floor, nor props beside it), and nothing below the `ends` (the
+    bones the map calls the head and the wrists): a face rig and fingers are only specks at this
+    size, while the body reads like the armature itself."""
+    inside: set[str] = set()
     below: set[str] = set()
     out = []
     for name, parent, length in bones:
+        if top is None or name == top or parent in inside:
+            inside.add(name)
         if parent is not None and (parent in ends or parent in below):
             below.add(name)
-        elif length >= smallest * height:
+        elif name in inside and length >= smallest * height:
             out.append(name)
     return out
 
@@ -243,14 +265,16 @@ def _bone_stand_in(stage: Stage):
     every = list(arm.data.bones)
     heads = np.array([b.head_local for b in every] + [b.tail_local for b in every]).reshape(-1, 3)
     height = float(np.ptp(heads, axis=0).max()) if len(heads) else 1.0
+    family = [(b.name, b.parent.name if b.parent else None) for b in every]
     ends = {stage.bone_map.get(j) for j in ("head", "left_wrist", "right_wrist")} - {None}
-    names = set(shown_bones([(b.name, b.parent.name if b.parent else None, b.length) for b in every], ends, height))
+    top = common_ancestor(family, set(stage.bone_map.values()))
+    names = set(shown_bones([(n, p, b.length) for (n, p), b in zip(family, every, strict=True)], ends, height, top))
     bones = [b for b in every if b.name in names] or every
     verts, tris = octahedra([(np.array(b.matrix_local), b.length, min(0.022 * height, 0.3 * b.length))
                              for b in bones])
     mesh = stage.new(bpy.data.meshes)
     mesh.from_pydata(verts.tolist(), [], tris.tolist())
-    sides = bone_sides([(b.name, b.parent.name if b.parent else None) for b in every], stage.bone_map)
+    sides = bone_sides(family, stage.bone_map)
     order = list(SIDE_COLOURS)
     for side in order:
         mat = stage.new(bpy.data.materials)
