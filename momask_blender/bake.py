@@ -7,6 +7,11 @@
         --checkpoints DIR --clip ViT-B-32.pt --out OUT.blend        (or --extend-after / --extend-before SECONDS)
     python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 30 ... --out OUT.blend
     python -m momask_blender.bake --rig RIG.glb --sequence SEQ.txt ... --out OUT.blend   (lines: seconds<TAB>prompt)
+    python -m momask_blender.bake ... --out OUT.blend --preview OUT.png   (or OUT.mp4: the whole motion)
+
+`--preview` renders the baked character with Blender's Workbench engine: a .png shows it from the
+side and the front at a few moments, an .mp4 the whole motion (Blender's FFmpeg output). The
+render happens in a scene of its own that is removed before the .blend is saved.
 
 It runs the same jobs the sidebar's operators run (prepare → compute → apply), in a row.
 Prints a JSON summary (bone map, frame range, fps, seconds per stage). Any problem: a message on
@@ -50,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend-after", type=float, metavar="SECONDS", help="new motion after the animation")
     p.add_argument("--keep-original", action="store_true", help="with --inpaint/--extend: keep a copy of the action")
     p.add_argument("--sequence", help="a prompt sequence: lines of seconds<TAB>prompt, one continuous motion")
+    p.add_argument("--preview", metavar="FILE", help="also render the result: FILE.png (side and front at a few "
+                   "moments) or FILE.mp4 (the whole motion)")
+    p.add_argument("--preview-moments", type=int, default=6, metavar="N", help="moments in a .png preview")
     add_generation_flags(p, model_required=False)  # model paths are only needed when generating
     return p
 
@@ -76,17 +84,14 @@ def prepare_scene(args):
     from . import register
     from .jobs.bake import BONE_MAP_PROPERTY
     from .rig.bone_map import load_preset, map_to_json
-    from .scene.characters import import_rig, pick_armature
+    from .scene.characters import import_rig, pick_armature, select_only, set_frame_rate
 
     import_rig(Path(args.rig or args.blend).expanduser().resolve())
     obj = pick_armature(args.armature)
-    for o in bpy.context.view_layer.objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
+    select_only(obj)
     scene = bpy.context.scene
     if args.fps:
-        scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps
+        set_frame_rate(scene, args.fps)
     if args.frame_start is not None:
         scene.frame_set(args.frame_start)
     if args.bone_map:
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> dict:
         raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
     if args.blend and not editing:
         raise MomaskError("--blend needs --inpaint START END, --extend-before or --extend-after")
+    check_preview_path(args.preview)
     obj = prepare_scene(args)
     imported = time.perf_counter() - started
     if editing:
@@ -111,7 +117,44 @@ def run(args: argparse.Namespace) -> dict:
     else:
         info = _bake(bpy.context, obj, args)
     info["seconds"] = {"import_rig_s": round(imported, 4), **info["seconds"]}
+    if args.preview:
+        info["preview"] = _preview(bpy.context, obj, args, info)
     return _save(bpy, args, info, started)
+
+
+def check_preview_path(path: str | None) -> None:
+    """Refuse a preview this Blender cannot write before any work is done."""
+    if not path:
+        return
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".mp4"):
+        raise MomaskError(f"--preview {path}: name a .png (a picture) or an .mp4 (a movie)")
+    if suffix == ".mp4":
+        from .scene.render import check_movie_support
+
+        check_movie_support()
+
+
+def _preview(context, obj, args, info: dict) -> dict:
+    """Render the baked character (the scene's own frame range of the new action) to --preview."""
+    from .jobs.bake import resolve_bone_map
+    from .scene import render
+    from .scene.staging import action_range
+
+    path = Path(args.preview).expanduser().resolve()
+    what = Path(args.source).name if args.source else (args.prompt.strip() or Path(args.sequence or "").name)
+    frames = (info["frame_start"], info["frame_end"]) if "frame_end" in info else None
+    common = dict(bone_map=resolve_bone_map(obj), frame_range=frames)
+    if path.suffix.lower() == ".mp4":
+        result = render.render_movie(context.scene, obj, path, title=what, **common)
+    else:
+        r = context.scene.render
+        lo, hi = frames or action_range(obj, context.scene)
+        sub = f"{obj.name} from {Path(args.rig or args.blend).name}, frames {lo}-{hi} at {r.fps / r.fps_base:g} fps"
+        result = render.render_still(context.scene, obj, path, moments=args.preview_moments, title=what,
+                                     subtitle=sub, **common)
+        result.pop("tiles")
+    return result
 
 
 def _bake(context, obj, args) -> dict:

@@ -6,15 +6,20 @@
 
 Builds Blender's human metarig (Rigify's, made procedurally; or `--rig FILE`), generates the
 prompt with the first weights it finds, bakes it onto the rig and writes `demo/out.blend`,
-`demo/out.bvh` and `demo/out.png` (a strip of the rig's poses over time). Where the weights are
-looked for, in order (`find_weights`):
+`demo/out.bvh` and `demo/out.png` (Blender's Workbench render of the character from the side and
+the front at a few moments). Where the weights are looked for, in order (`choose_weights`):
 
 1. the add-on's preferences (checkpoint folder and CLIP file), or the files the preferences'
    buttons installed into the extension's user folder, when the extension is installed;
 2. `MOMASK_CHECKPOINTS` (the folder holding `t2m/`) with `MOMASK_CLIP` (OpenAI's ViT-B-32.pt;
    looked for next to the checkpoints and in ~/.cache/clip when not set);
 3. the official download beside the checkout: `../checkpoints` with `../ViT-B-32.pt`;
-4. `../shared/reference` beside the checkout (small seeded models: the motion is not real).
+4. the user's cache, where step 6 puts them: `$XDG_CACHE_HOME/momask` (else `~/.cache/momask`);
+5. `../shared/reference` beside the checkout (small seeded models: the motion is not real);
+6. the network: the released checkpoints (the official Google Drive zip) and OpenAI's ViT-B/32
+   are downloaded into the cache of step 4, with progress, resuming an interrupted download and
+   checking CLIP's SHA-256. When the hosts do not answer within a few seconds, or
+   `MOMASK_NO_DOWNLOAD=1` is set, this step is skipped.
 
 With none of them, small random weights are made in the official layout (in `.cache/`, outside
 git) and the outputs are named `out_RANDOM_WEIGHTS_meaningless.*`: the pipeline runs end to end,
@@ -27,14 +32,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from model_core.settings import GenerationSettings
+from model_core.settings import FPS, GenerationSettings
 
 from .errors import MomaskError
+from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
 from .setup.weights import CLIP_NAME, Weights, checkpoints_ok, clip_candidates, find_weights, first_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +48,12 @@ RANDOM_CACHE = ROOT / ".cache" / "demo_random_weights"
 
 HOW_TO_INSTALL = """\
 To get the released MoMask weights:
-  - run the official script from https://github.com/EricGuo5513/momask-codes
+  - let the demo download them (it does when the network answers and MOMASK_NO_DOWNLOAD is not set);
+  - or run the official script from https://github.com/EricGuo5513/momask-codes
     (`bash prepare/download_models.sh`): it makes checkpoints/t2m/...;
-  - download OpenAI's CLIP ViT-B/32 file, ViT-B-32.pt:
+    and download OpenAI's CLIP ViT-B/32 file, ViT-B-32.pt:
     https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt
-  - then either  export MOMASK_CHECKPOINTS=/path/to/checkpoints MOMASK_CLIP=/path/to/ViT-B-32.pt
+    then either  export MOMASK_CHECKPOINTS=/path/to/checkpoints MOMASK_CLIP=/path/to/ViT-B-32.pt
     or put them beside this checkout as ../checkpoints and ../ViT-B-32.pt,
     or in Blender use the add-on's preferences (Install from file / Download)."""
 
@@ -107,62 +112,7 @@ def preference_candidates(bpy) -> list[tuple[str, str]]:
     return out
 
 
-def sample_rig(bpy, obj, frame_offsets: Sequence[int], frame_start: int):
-    """World positions of the mapped bones' heads (and the leaf bones' tails) at those frames, plus
-    the segments between them and their sides: what `strip.render_strip` draws."""
-    from .jobs.bake import BONE_MAP_PROPERTY
-    from .rig.bone_map import map_from_json
-    from .rig.skeleton import INDEX, JOINTS, PARENTS
-    from .scene.strip import CENTER, LEFT, RIGHT
-
-    bmap = map_from_json(obj[BONE_MAP_PROPERTY])
-    mapped = [j for j in range(22) if JOINTS[j] in bmap]
-    idx = {j: k for k, j in enumerate(mapped)}
-    segments, kinds = [], []
-
-    def side(j):
-        name = JOINTS[j]
-        return LEFT if name.startswith("left") else RIGHT if name.startswith("right") else CENTER
-
-    for j in mapped:
-        p = PARENTS[j]
-        while p >= 0 and p not in idx:
-            p = PARENTS[p]
-        if p >= 0:
-            segments.append((idx[p], idx[j]))
-            kinds.append(side(j))
-    leaves = [INDEX[n] for n in ("left_foot", "right_foot", "left_wrist", "right_wrist", "head")
-              if INDEX[n] in idx]
-    tails = {}
-    for j in leaves:
-        tails[j] = len(mapped) + len(tails)
-        if JOINTS[j] != "head":
-            segments.append((idx[j], tails[j]))
-            kinds.append(side(j))
-    scene = bpy.context.scene
-    points = np.empty((len(frame_offsets), len(mapped) + len(tails), 3))
-    for f, off in enumerate(frame_offsets):
-        scene.frame_set(frame_start + int(off))
-        mw = np.array(obj.matrix_world)
-        for j in mapped:
-            pb = obj.pose.bones[bmap[JOINTS[j]]]
-            points[f, idx[j]] = mw[:3, :3] @ np.array(pb.head) + mw[:3, 3]
-            if j in tails:
-                points[f, tails[j]] = mw[:3, :3] @ np.array(pb.tail) + mw[:3, 3]
-    head = None
-    if INDEX["head"] in tails:
-        head = (idx[INDEX["head"]], tails[INDEX["head"]])
-    pairs = [(idx[INDEX[f"left_{n}"]], idx[INDEX[f"right_{n}"]]) for n in ("hip", "shoulder")
-             if INDEX[f"left_{n}"] in idx and INDEX[f"right_{n}"] in idx]
-    facing = None
-    if pairs:
-        from .scene.strip import body_facing
-
-        facing = body_facing(points, [a for a, _ in pairs], [b for _, b in pairs])
-    return points, segments, kinds, head, facing
-
-
-# ----------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------- weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,138 +129,206 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-weights", action="store_true", help="use the random demo weights even if others exist")
     p.add_argument("--out", default=str(ROOT / "demo" / "out"),
                    help="output path without suffix: writes OUT.blend, OUT.bvh, OUT.png (default: demo/out)")
-    p.add_argument("--frames", type=int, default=8, help="poses in the picture")
+    p.add_argument("--frames", type=int, default=8, help="moments in the picture")
+    p.add_argument("--tile", type=int, nargs=2, default=(200, 280), metavar=("W", "H"),
+                   help="pixels of one moment in the picture")
     p.add_argument("--fps", type=float, default=30.0, help="scene frame rate")
     p.add_argument("--device", default="cpu")
     return p
 
 
-def choose_weights(args, prefs: Sequence[tuple[str, str]]) -> Weights:
+def choose_weights(args, prefs: Sequence[tuple[str, str]], env: Mapping[str, str] = os.environ,
+                   home: Path | None = None, sources: Sources = RELEASED) -> Weights:
+    """The weights the demo runs on, in the order of the module's docstring."""
+    home = Path.home() if home is None else home
     if args.random_weights:
         return make_random_weights()
     if args.checkpoints:
         c = Path(args.checkpoints).expanduser()
-        clip = Path(args.clip).expanduser() if args.clip else first_file(clip_candidates(c, os.environ, Path.home()))
+        clip = Path(args.clip).expanduser() if args.clip else first_file(clip_candidates(c, env, home))
         if not checkpoints_ok(c) or clip is None or not clip.is_file():
             raise MomaskError(f"--checkpoints {c} / --clip {args.clip or '(not found)'}: not a complete model")
         return Weights(c, clip, "--checkpoints")
-    return find_weights(os.environ, ROOT, prefs, Path.home()) or make_random_weights()
+    cache = user_cache(env, home)
+    return (find_weights(env, ROOT, prefs, home, cache=cache) or fetch_released(cache, env, home, sources)
+            or make_random_weights())
 
 
-def run(args) -> dict:
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
+def fetch_released(cache: Path, env: Mapping[str, str], home: Path, sources: Sources = RELEASED) -> Weights | None:
+    """Download the released files into `cache`, or None (saying why) when downloading is turned
+    off, the hosts do not answer within a few seconds, or the download fails."""
+    from .setup.download import DownloadError
+    from .setup.install import InstallError
 
-    def stage(name: str, t0: float) -> float:
-        t = time.perf_counter()
-        seconds[name] = round(t - t0, 3)
-        return t
+    if not downloads_allowed(env):
+        print(f"note: MOMASK_NO_DOWNLOAD is set: not downloading the released weights into {cache}", file=sys.stderr)
+        return None
+    print(f"No MoMask weights found: downloading the released ones into {cache} "
+          "(set MOMASK_NO_DOWNLOAD=1 to skip)", file=sys.stderr, flush=True)
+    progress, on_stage = progress_printer()
+    clip = first_file([home / ".cache" / "clip" / CLIP_NAME])  # where OpenAI's clip.load keeps it
+    try:
+        checkpoints, clip = fetch_weights(cache, sources=sources, clip=clip, progress=progress, on_stage=on_stage)
+    except (DownloadError, InstallError) as err:
+        print(banner(["COULD NOT DOWNLOAD THE RELEASED WEIGHTS:", *str(err).splitlines()]), file=sys.stderr)
+        return None
+    return Weights(checkpoints, clip, "downloaded")
 
-    import bpy  # noqa: F401  (before torch: Blender as a module)
 
-    from . import register
-    from .jobs import bake
-    from .scene import strip
-    from .scene.characters import build_metarig, import_rig, pick_armature
+def progress_printer(stream=sys.stderr, every: float = 2.0):
+    """`progress(done, total)` and `on_stage(text)` callbacks that print a line at most every `every` s."""
+    last = [0.0]
 
-    t = stage("import_s", started)
-    weights = None
-    if not args.source:
-        weights = choose_weights(args, preference_candidates(bpy))
-        for note in weights.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if weights.random:
-            print(random_warning(f"{Path(args.out).name}_{RANDOM_TAG}"), file=sys.stderr, flush=True)
-        elif weights.origin == "reference":
-            print(reference_warning(weights), file=sys.stderr, flush=True)
-        print(f"weights: {weights.origin}: {weights.checkpoints} + {weights.clip}", file=sys.stderr, flush=True)
-        t = stage("find_weights_s", t)
+    def on_stage(text: str) -> None:
+        print(f"{text} ...", file=stream, flush=True)
+        last[0] = 0.0
+
+    def progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] < every and (total is None or done < total):
+            return
+        last[0] = now
+        of = f" of {total / 1e6:,.1f} MB ({100 * done / total:.0f}%)" if total else " MB"
+        print(f"  {done / 1e6:,.1f}{of}", file=stream, flush=True)
+
+    return progress, on_stage
+
+
+def announce(weights: Weights, out_name: str) -> None:
+    """Say which weights run, loudly when the motion cannot mean anything."""
+    for note in weights.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if weights.random:
+        print(random_warning(f"{out_name}_{RANDOM_TAG}"), file=sys.stderr, flush=True)
+    elif weights.origin == "reference":
+        print(reference_warning(weights), file=sys.stderr, flush=True)
+    print(f"weights: {weights.origin}: {weights.checkpoints} + {weights.clip}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class Stopwatch:
+    """Seconds per stage, for the summary."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+
+def build_character(bpy, args):
+    """The rig (the metarig, or --rig), selected and active, in a scene at --fps from frame 1."""
+    from .scene.characters import build_metarig, import_rig, pick_armature, select_only, set_frame_rate
+
     if args.rig:
         import_rig(Path(args.rig).expanduser().resolve())
         obj, rig_kind = pick_armature(None), Path(args.rig).name
     else:
         obj, rig_kind = build_metarig()
-    for o in bpy.context.view_layer.objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
+    select_only(obj)
     scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps
+    set_frame_rate(scene, args.fps)
     scene.frame_start = 1
     scene.frame_set(1)
-    t = stage("build_rig_s", t)
-    register()
+    return obj, rig_kind
+
+
+def bake_motion(bpy, obj, args, weights: Weights | None):
+    """Generate with `weights` (or load --source) and bake it, as the sidebar's Generate does."""
+    from .jobs import bake
+
     gen = None
-    if not args.source:
+    if weights is not None:
         official = GenerationSettings()
         gen = bake.Generation(prompt=args.prompt, seconds=args.seconds or None, seed=args.seed, variations=1,
                               steps=args.steps, guidance=official.guidance,
                               residual_guidance=official.residual_guidance, temperature=official.temperature,
                               topk=official.topk, checkpoints=str(weights.checkpoints), clip=str(weights.clip),
                               device=args.device)
-    job, actions = bake.run(bpy.context, obj, prompt=args.prompt if not args.source else "", generation=gen,
-                            source_path=str(Path(args.source).expanduser().resolve()) if args.source else "")
-    for k, v in job.timings.items():
-        seconds[k] = round(v, 3)
-    t = time.perf_counter()
-    bake = job.bakes[0]
-    frame_end = job.frame_start + bake.frames - 1
-    scene.frame_end = frame_end
+    source = str(Path(args.source).expanduser().resolve()) if args.source else ""
+    job, actions = bake.run(bpy.context, obj, prompt="" if args.source else args.prompt, generation=gen,
+                            source_path=source)
+    bpy.context.scene.frame_end = job.frame_start + job.bakes[0].frames - 1
+    return job, actions
 
+
+def output_paths(args, weights: Weights | None) -> dict[str, Path]:
     out = Path(args.out).expanduser()
-    if not out.is_absolute():
-        out = Path.cwd() / out
+    out = out if out.is_absolute() else Path.cwd() / out
     if weights is not None and weights.random:
         out = out.with_name(f"{out.name}_{RANDOM_TAG}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    paths = {"blend": out.with_suffix(".blend"), "bvh": out.with_suffix(".bvh"), "png": out.with_suffix(".png")}
+    return {"blend": out.with_suffix(".blend"), "bvh": out.with_suffix(".bvh"), "png": out.with_suffix(".png")}
 
-    from model_core.motion.bvh import write_bvh
 
-    write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else 20.0)
-    t = stage("export_bvh_s", t)
-
-    offsets = strip.pick_frames(bake.frames, args.frames)
-    points, segments, kinds, head, facing = sample_rig(bpy, obj, offsets, job.frame_start)
-    what = f"'{args.prompt}'" if not args.source else Path(args.source).name
+def captions(args, weights: Weights | None, rig_kind: str, frames: int, fps: float) -> tuple[str, str, str]:
+    """The picture's title, subtitle and warning line."""
     if args.source:
-        sub = f"baked from {Path(args.source).name} onto the {rig_kind}"
+        title, sub = Path(args.source).name, f"baked from {Path(args.source).name} onto the {rig_kind}"
     else:
-        sub = f"{weights.origin} weights, seed {args.seed}, {args.steps} steps, on the {rig_kind}"
+        title, sub = f"'{args.prompt}'", f"{weights.origin} weights, seed {args.seed}, {args.steps} steps, " \
+                                         f"on the {rig_kind}"
     warning = ""
     if weights is not None and weights.random:
         warning = "RANDOM WEIGHTS: THIS MOTION IS MEANINGLESS. INSTALL THE RELEASED MOMASK WEIGHTS."
     elif weights is not None and weights.origin == "reference":
         warning = "SMALL TEST MODELS (../shared/reference): NOT A REAL MOTION."
-    fps = job.options.fps
-    img = strip.render_strip(points, segments, kinds,
-                             labels=[f"F{job.frame_start + o}  {o / fps:.1f}S" for o in offsets], title=what,
-                             subtitle=sub + f", {bake.frames} frames at {fps:g} fps; views turn with the body",
-                             head=head, facing=facing, warning=warning)
-    strip.write_png(paths["png"], img)
-    t = stage("strip_png_s", t)
-    scene.frame_set(job.frame_start)
+    return title, f"{sub}; {frames} frames at {fps:g} fps", warning
+
+
+def run(args) -> dict:
+    clock = Stopwatch()
+    import bpy  # noqa: F401  (before torch: Blender as a module)
+
+    from model_core.motion.bvh import write_bvh
+
+    from . import register
+    from .scene.render import render_still
+
+    clock.lap("import_s")
+    weights = None
+    if not args.source:
+        weights = choose_weights(args, preference_candidates(bpy))
+        announce(weights, Path(args.out).name)
+        clock.lap("find_weights_s")
+    obj, rig_kind = build_character(bpy, args)
+    register()
+    clock.lap("build_rig_s")
+    job, actions = bake_motion(bpy, obj, args, weights)
+    clock.seconds.update({k: round(v, 3) for k, v in job.timings.items()})
+    clock.last = time.perf_counter()
+    paths = output_paths(args, weights)
+    write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else FPS)
+    clock.lap("export_bvh_s")
+    frames, fps = job.bakes[0].frames, job.options.fps
+    title, subtitle, warning = captions(args, weights, rig_kind, frames, fps)
+    picture = render_still(bpy.context.scene, obj, paths["png"], bone_map=job.plan.bone_map, moments=args.frames,
+                           tile=tuple(args.tile), frame_range=(job.frame_start, job.frame_start + frames - 1),
+                           title=title, subtitle=subtitle, warning=warning)
+    clock.seconds.update({f"picture_{k}": v for k, v in picture["seconds"].items()})
+    clock.last = time.perf_counter()
     bpy.ops.wm.save_as_mainfile(filepath=str(paths["blend"].resolve()), check_existing=False)
-    stage("save_blend_s", t)
-    seconds["total_s"] = round(time.perf_counter() - started, 3)
-    info = {
-        "prompt": args.prompt if not args.source else None,
+    clock.lap("save_blend_s")
+    clock.seconds["total_s"] = round(time.perf_counter() - clock.started, 3)
+    return {
+        "prompt": None if args.source else args.prompt,
         "source": str(args.source) if args.source else None,
         "weights": None if weights is None else {
             "origin": weights.origin, "random": weights.random, "meaningful": weights.meaningful,
             "checkpoints": str(weights.checkpoints), "clip": str(weights.clip)},
-        "rig": rig_kind,
-        "armature": obj.name,
-        "action": actions[0].name,
-        "joints_mapped": len(job.plan.bone_map),
-        "frames": bake.frames,
-        "frame_range": [job.frame_start, frame_end],
-        "fps": fps,
-        "motion_seconds": round(bake.frames / fps, 3),
+        "rig": rig_kind, "armature": obj.name, "action": actions[0].name,
+        "joints_mapped": len(job.plan.bone_map), "frames": frames,
+        "frame_range": [job.frame_start, job.frame_start + frames - 1], "fps": fps,
+        "motion_seconds": round(frames / fps, 3),
+        "picture": {k: picture[k] for k in ("size", "frames", "header_px", "character")},
         "files": {k: str(v) for k, v in paths.items()},
-        "seconds": seconds,
+        "seconds": clock.seconds,
     }
-    return info
 
 
 def main(argv=None) -> int:

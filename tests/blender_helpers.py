@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bpy  # noqa: F401  (Blender as a module; imported before momask_blender's bpy modules)
 import numpy as np
+import pytest
 
 import momask_blender
+from momask_blender.errors import MomaskError
 from momask_blender.rig.skeleton import INDEX, JOINTS, to_blender
 from momask_blender.scene.characters import import_rig, pick_armature
 
@@ -21,8 +24,15 @@ def ensure_registered() -> None:
 
 
 def load_rig(path) -> object:
-    """Import a rig into a fresh scene, drop its meshes (not measured, slow to evaluate), select it."""
-    import_rig(path)
+    """Import a rig into a fresh scene, drop its meshes (not measured, slow to evaluate), select it.
+    A .blend saved by Blender 5.0 (its new file header) cannot be opened by 4.2: skipped there."""
+    try:
+        import_rig(path)
+    except MomaskError as err:
+        if bpy.app.version < (5, 0, 0) and "not a blend file" in str(err):
+            pytest.skip(f"{Path(path).name} was saved by a newer Blender than {bpy.app.version_string}, "
+                        "which cannot open it")
+        raise
     for o in [o for o in bpy.data.objects if o.type != "ARMATURE"]:
         bpy.data.objects.remove(o)
     bpy.context.view_layer.update()

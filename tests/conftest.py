@@ -19,6 +19,13 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch) -> None:
+    """No test reaches past the loopback address: the demo's download of the released weights is
+    off (a test of it passes its own environment and a loopback server)."""
+    monkeypatch.setenv("MOMASK_NO_DOWNLOAD", "1")
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     return shared_path("reference")

@@ -303,6 +303,31 @@ def test_command_line_bake_and_bvh_round_trip(tmp_path):
     assert not (tmp_path / "x.blend").exists()
 
 
+def test_command_line_preview_is_rendered_and_not_saved(tmp_path):
+    rig = shared_path("rigs", "mpfb_cmu_mb_tpose.glb")
+    out, png = tmp_path / "out.blend", tmp_path / "look.png"
+    run = [sys.executable, "-m", "momask_blender.bake", "--rig", str(rig), "--source",
+           str(shared_path("motions", "momask_sample_a.bvh")), "--out", str(out), "--preview-moments", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([*run, "--preview", str(png)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    preview = info["preview"]
+    assert preview["path"] == str(png) and png.is_file() and preview["character"] == "mesh: Body"
+    assert preview["frames"] == [info["frame_start"], info["frame_end"]] and preview["seconds"]["total_s"] > 0
+    from momask_blender.scene.render import read_image
+
+    assert list(read_image(png).shape[1::-1]) == preview["size"]
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert [s.name for s in bpy.data.scenes] == ["Scene"]
+    assert not [n for k in ("objects", "meshes", "materials", "cameras", "images")
+                for n in getattr(bpy.data, k).keys() if n.startswith("momask_preview") or n == "Render Result"]
+    bad = subprocess.run([*run, "--preview", str(tmp_path / "look.gif")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert bad.returncode == 1 and "name a .png (a picture) or an .mp4" in bad.stderr
+
+
 def test_root_path_keep_copies_the_old_root_curves(mixamo, motions):
     bake(mixamo, motions["bvh"][0], prompt="walk")
     from momask_blender.scene.keyframes import fcurve_collection

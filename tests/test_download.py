@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from momask_blender.setup import assets
+from momask_blender.setup import assets, fetch
 from momask_blender.setup import download as dl
 from momask_blender.setup import install as install_files
 
@@ -99,6 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(DATA[:1000])
         self.wfile.flush()
         time.sleep(1.5)
+
+    def route_silent(self, q) -> None:
+        time.sleep(1.5)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server's name): the probe's question
+        self.do_GET()
 
     def route_busy(self, q) -> None:
         self.send_error(503)
@@ -303,3 +309,73 @@ def test_offline_downloads_explain_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(dl.DownloadError, match="Allow Online Access"):
         install_files.download_clip(tmp_path, allow_online=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- the demo's fetch
+
+
+def _sources(server: str, clip_route: str = "good") -> fetch.Sources:
+    return fetch.Sources(drive_url=f"{server}/drive", models_file_id="MODELS",
+                         clip_urls=(f"{server}/{clip_route}",), clip_sha256=SHA)
+
+
+def test_cache_and_switch_are_read_from_the_environment(tmp_path: Path) -> None:
+    assert fetch.user_cache({}, tmp_path) == tmp_path / ".cache" / "momask"
+    assert fetch.user_cache({"XDG_CACHE_HOME": str(tmp_path / "x")}, Path("/nowhere")) == tmp_path / "x" / "momask"
+    assert fetch.downloads_allowed({}) and fetch.downloads_allowed({"MOMASK_NO_DOWNLOAD": "0"})
+    assert not fetch.downloads_allowed({"MOMASK_NO_DOWNLOAD": "1"})
+    assert not fetch.downloads_allowed({"MOMASK_NO_DOWNLOAD": "yes"})
+
+
+def test_fetch_installs_the_release_and_clip_into_the_cache(server: str, tmp_path: Path) -> None:
+    from .test_install_files import make_zip, release_files
+
+    _Handler.models_zip = make_zip(tmp_path / "src.zip", release_files()).read_bytes()
+    stages: list[str] = []
+    checkpoints, clip = fetch.fetch_weights(tmp_path / "cache", sources=_sources(server), on_stage=stages.append)
+    assert checkpoints == tmp_path / "cache" / "checkpoints" and clip.read_bytes() == DATA
+    assert all(s.status != assets.MISSING for s in assets.check_assets(tmp_path / "cache"))
+    assert stages == ["Downloading humanml3d_models.zip", "Unpacking humanml3d_models.zip", "Downloading ViT-B-32.pt"]
+    assert ("/good", None) in _Handler.seen  # the CLIP file itself, not only the probe's HEAD
+
+
+def test_fetch_finds_out_it_is_offline_within_the_probe_time(server: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening: refused at once
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    t = time.monotonic()
+    with pytest.raises(dl.DownloadError, match="do not answer"):
+        fetch.fetch_weights(tmp_path / "a", sources=_sources(closed), probe_seconds=2)
+    assert time.monotonic() - t < 2
+    t = time.monotonic()  # a host that accepts but never answers: the probe gives up on time
+    with pytest.raises(dl.DownloadError, match="no answer within 0.5 s"):
+        fetch.fetch_weights(tmp_path / "b", sources=_sources(server, "silent"), probe_seconds=0.5)
+    assert time.monotonic() - t < 1.5
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
+
+
+def test_demo_downloads_when_nothing_is_found_and_not_when_told_not_to(server: str, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    import argparse
+
+    from momask_blender import demo
+
+    from .test_install_files import make_zip, release_files
+
+    _Handler.models_zip = make_zip(tmp_path / "src.zip", release_files()).read_bytes()
+    monkeypatch.setattr(demo, "ROOT", tmp_path / "checkout")  # nothing beside it: no ../shared, no ../checkpoints
+    monkeypatch.setattr(demo, "RANDOM_CACHE", tmp_path / "random")
+    monkeypatch.setattr(demo, "make_random_weights", lambda: "random weights")
+    args = argparse.Namespace(random_weights=False, checkpoints=None, clip=None)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert demo.choose_weights(args, [], {**env, "MOMASK_NO_DOWNLOAD": "1"}, tmp_path, _sources(server)) \
+        == "random weights"
+    assert _Handler.seen == [] and not (tmp_path / "xdg").exists()   # no request at all
+    assert demo.choose_weights(args, [], env, tmp_path, _sources(server, "nothing-here")) == "random weights"
+    zips = sum(p == "/usercontent/download" for p, _ in _Handler.seen)
+    got = demo.choose_weights(args, [], env, tmp_path, _sources(server))   # the models stayed: only CLIP now
+    assert got.origin == "downloaded" and got.checkpoints == tmp_path / "xdg" / "momask" / "checkpoints"
+    assert got.clip == tmp_path / "xdg" / "momask" / "clip" / "ViT-B-32.pt" and got.clip.read_bytes() == DATA
+    assert zips > 0 and sum(p == "/usercontent/download" for p, _ in _Handler.seen) == zips

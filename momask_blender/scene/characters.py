@@ -48,6 +48,20 @@ def pick_armature(name: str | None):
     return max(arms, key=lambda o: len(o.data.bones))
 
 
+def select_only(obj) -> None:
+    """Make `obj` the only selected object and the active one, as a click in the viewport does."""
+    view_layer = bpy.context.view_layer
+    for o in view_layer.objects:
+        o.select_set(False)
+    obj.select_set(True)
+    view_layer.objects.active = obj
+
+
+def set_frame_rate(scene, fps: float) -> None:
+    """Blender keeps a rate as a whole number and a divisor: 29.97 is 30 / 1.001."""
+    scene.render.fps, scene.render.fps_base = int(round(fps)), round(fps) / fps
+
+
 def build_metarig():
     """Blender's human metarig (Rigify's, built by its operator) in a fresh empty scene; a plain
     armature of the HumanML3D skeleton when Rigify is not available."""

@@ -58,12 +58,15 @@ def first_file(paths: Sequence[Path]) -> Path | None:
 
 
 def find_weights(env: Mapping[str, str], checkout: Path, prefs: Sequence[tuple[str, str]] = (),
-                 home: Path | None = None) -> Weights | None:
+                 home: Path | None = None, cache: Path | None = None) -> Weights | None:
     """The first usable (checkpoints, CLIP) pair in the documented order, or None.
 
     `prefs` are (checkpoint folder, CLIP file) pairs from the add-on's preferences and from the
-    extension's user folder. A `MOMASK_CHECKPOINTS` (or `MOMASK_CLIP`) that is set but wrong is an
-    error, not a reason to fall through to other weights: the user asked for those files.
+    extension's user folder; `cache` is where the demo downloads the released files to
+    (`<cache>/checkpoints`, `<cache>/clip/ViT-B-32.pt`), looked at after the official download
+    beside the checkout and before ../shared/reference's test models. A `MOMASK_CHECKPOINTS` (or
+    `MOMASK_CLIP`) that is set but wrong is an error, not a reason to fall through to other
+    weights: the user asked for those files.
     """
     notes: list[str] = []
     for ckpt, clip in prefs:
@@ -91,6 +94,10 @@ def find_weights(env: Mapping[str, str], checkout: Path, prefs: Sequence[tuple[s
             if clip is not None:
                 return Weights(c, clip, "beside the checkout", notes=notes)
             notes.append(f"found {c} but no {CLIP_NAME} beside it (or MOMASK_CLIP): skipped")
+    if cache is not None and checkpoints_ok(Path(cache) / "checkpoints"):
+        clip = first_file(clip_candidates(Path(cache) / "checkpoints", env, home))
+        if clip is not None:
+            return Weights(Path(cache) / "checkpoints", clip, "downloaded", notes=notes)
     ref = parent / "shared" / "reference"
     clip = first_file([Path(env["MOMASK_CLIP"]).expanduser()] if env.get("MOMASK_CLIP") else []) \
         or first_file([ref / "clip" / CLIP_NAME, ref / "clip" / "ViT-B-32.state_dict.pt"])
