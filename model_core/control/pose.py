@@ -57,60 +57,60 @@ def compose(local: np.ndarray, turns: np.ndarray, stretch: np.ndarray, spec: Ske
     return out
 
 
+class _Frame:
+    """One frame's pose while it is being solved: positions, each bone's turn in the world and
+    relative to its parent, and stretches. Turning a bone turns its whole subtree about the
+    bone's parent joint, so no pass over the skeleton is needed per step."""
+
+    def __init__(self, frame: np.ndarray, spec: SkeletonSpec):
+        joints = len(frame)
+        self.spec, self.rest = spec, frame
+        self.positions = frame.copy()
+        self.world = np.tile([1.0, 0.0, 0.0, 0.0], (joints, 1))
+        self.own = self.world.copy()
+        self.stretch = np.zeros(joints)
+        self.below = _descendants(spec)
+
+    def aim(self, joint: int, goal: np.ndarray, allow_stretch: bool) -> None:
+        """Turn `joint`'s bone so it points from its parent's place to `goal` (and stretch it
+        towards the goal by at most MAX_STRETCH of its length)."""
+        parent = self.spec.parents[joint]
+        start = self.positions[parent]
+        have, want = self.positions[joint] - start, goal - start
+        if np.linalg.norm(want) < 1e-9 or np.linalg.norm(have) < 1e-9:
+            return
+        arc = qbetween(have, want)
+        subtree = self.below[joint]
+        self.world[subtree] = qmul(arc[None], self.world[subtree])
+        self.positions[subtree] = start + qrot(arc[None], self.positions[subtree] - start)
+        self.own[joint] = qmul(qinv(self.world[parent]), self.world[joint])
+        if allow_stretch:
+            rest = np.linalg.norm(self.rest[joint] - self.rest[parent])
+            change = float(np.clip(np.linalg.norm(want) - np.linalg.norm(have), -MAX_STRETCH * rest,
+                                   MAX_STRETCH * rest))
+            self.stretch[joint] += change
+            self.positions[subtree] += want / np.linalg.norm(want) * change
+
+
 def solve_frame(frame: np.ndarray, goals: dict[int, np.ndarray], spec: SkeletonSpec
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Turns (J, 4), stretches (J,) and which bones were solved (J,) that bring one frame
     (J, 3, heading frame) onto `goals` (joint → (3,) position, heading frame)."""
-    joints = len(frame)
-    turns = np.tile([1.0, 0.0, 0.0, 0.0], (joints, 1))
-    stretch = np.zeros(joints)
-    solved = np.zeros(joints, bool)
+    state = _Frame(frame, spec)
+    solved = np.zeros(len(frame), bool)
     parents = spec.parents
     for j in spec.topological_order:
         if j not in goals:
             continue
         parent = parents[j]
         if parent != ROOT and parent not in goals:
-            current = _pose(frame, turns, stretch, spec)
-            bend = _two_bone(current[parents[parent]], current[parent], current[j], goals[j])
-            _aim(frame, turns, stretch, spec, parent, bend, allow_stretch=False)
+            at = state.positions
+            bend = _two_bone(at[parents[parent]], at[parent], at[j], goals[j])
+            state.aim(parent, bend, allow_stretch=False)
             solved[parent] = True
-        _aim(frame, turns, stretch, spec, j, goals[j], allow_stretch=True)
+        state.aim(j, goals[j], allow_stretch=True)
         solved[j] = True
-    return turns, stretch, solved
-
-
-def _pose(frame, turns, stretch, spec) -> np.ndarray:
-    return compose(frame[None], turns[None], stretch[None], spec)[0]
-
-
-def _aim(frame, turns, stretch, spec, joint: int, goal: np.ndarray, allow_stretch: bool) -> None:
-    """Turn `joint`'s bone (in place) so it points from its parent's current place to `goal`."""
-    parents = spec.parents
-    current = _pose(frame, turns, stretch, spec)
-    start = current[parents[joint]]
-    have, want = current[joint] - start, goal - start
-    if np.linalg.norm(want) < 1e-9 or np.linalg.norm(have) < 1e-9:
-        return
-    parent_world = _world_turn(turns, spec, parents[joint])
-    arc = qbetween(have, want)
-    # new own turn: parent⁻¹ · arc · parent · own
-    turns[joint] = qmul(qinv(parent_world), qmul(arc, qmul(parent_world, turns[joint])))
-    if allow_stretch:
-        rest = np.linalg.norm(frame[joint] - frame[parents[joint]])
-        change = np.linalg.norm(want) - np.linalg.norm(have)
-        stretch[joint] += float(np.clip(change, -MAX_STRETCH * rest, MAX_STRETCH * rest))
-
-
-def _world_turn(turns: np.ndarray, spec: SkeletonSpec, joint: int) -> np.ndarray:
-    chain = []
-    while joint != -1:
-        chain.append(joint)
-        joint = spec.parents[joint]
-    world = np.array([1.0, 0.0, 0.0, 0.0])
-    for j in reversed(chain):
-        world = qmul(world, turns[j])
-    return world
+    return state.own, state.stretch, solved
 
 
 def _two_bone(base: np.ndarray, mid: np.ndarray, tip: np.ndarray, goal: np.ndarray) -> np.ndarray:
