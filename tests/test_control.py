@@ -151,3 +151,13 @@ def test_a_span_keeps_every_other_frame(real):
     assert np.array_equal(out[:40], motion[:40]) and np.array_equal(out[72:], motion[72:])
     assert errors(out, Targets.from_constraints(cons)).max() < 1e-3
     assert math.isfinite(float(np.abs(np.diff(out[38:75], axis=0)).max()))
+
+
+def test_a_target_out_of_reach_moves_the_body_not_the_bones(real):
+    motion = real[:120] - real[0, 0] * [1, 0, 1]
+    goal = motion[60, 0] + np.array([1.5, 0.3, 0.4])  # 1.6 m from the hips: no arm reaches that
+    out = direct_joints(motion, Targets.from_constraints([Constraint(60, "left_wrist", tuple(goal))]))
+    assert np.linalg.norm(out[60, 20] - goal) < 1e-3
+    arm = lambda j: np.linalg.norm(j[60, [18, 20]] - j[60, [16, 18]], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(arm(out), arm(motion), atol=2e-3)
+    assert np.linalg.norm((out[60, 0] - motion[60, 0])[[0, 2]]) > 1.0  # the body stepped towards it

@@ -5,6 +5,7 @@ the timeline's range edits and prompt sequences) return motions that meet them. 
 generates freely, then an analytic pass turns and moves the root and eases the bones into the
 targets (`direct`), smoothly and only near them. NumPy only.
 """
+from .apply import meet_constraints
 from .constraints import JOINT_NAMES, Constraint, parse_constraints
 
-__all__ = ["JOINT_NAMES", "Constraint", "parse_constraints"]
+__all__ = ["JOINT_NAMES", "Constraint", "meet_constraints", "parse_constraints"]

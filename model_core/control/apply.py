@@ -80,3 +80,22 @@ def direct_motion(motion, constraints: Sequence[Constraint], *, editable_frames:
         features[i, : frames - 1] = rows
         features[i, frames - 1] = rows[-1]
     return dataclasses.replace(motion, joints=joints, features=features)
+
+
+def meet_constraints(joints: np.ndarray, constraints, *, span: tuple[int, int] | None = None) -> np.ndarray:
+    """One motion's joints (T, 22, 3), in any placement, changed to meet `constraints` (given in
+    that placement). With `span` (start, end exclusive) only those frames change, and every
+    constraint must fall inside them: for callers that hold joints of their own, such as a range
+    edit put back into a scene."""
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (T2M.joints_num, 3):
+        raise ModelError(f"expected joints of shape (frames, {T2M.joints_num}, 3), got {joints.shape}")
+    constraints = prepare(constraints, T2M.joints_num)
+    if not constraints:
+        return joints.copy()
+    check_frames(constraints, len(joints))
+    if span is not None:
+        editable = np.zeros(len(joints), bool)
+        editable[span[0]:span[1]] = True
+        spans_for(constraints, editable)
+    return direct_joints(joints, Targets.from_constraints(constraints), span=span)

@@ -105,7 +105,7 @@ def solve_frame(frame: np.ndarray, goals: dict[int, np.ndarray], spec: SkeletonS
         parent = parents[j]
         if parent != ROOT and parent not in goals:
             at = state.positions
-            bend = _two_bone(at[parents[parent]], at[parent], at[j], goals[j])
+            bend = two_bone(at[parents[parent]], at[parent], at[j], goals[j])
             state.aim(parent, bend, allow_stretch=False)
             solved[parent] = True
         state.aim(j, goals[j], allow_stretch=True)
@@ -113,7 +113,7 @@ def solve_frame(frame: np.ndarray, goals: dict[int, np.ndarray], spec: SkeletonS
     return state.own, state.stretch, solved
 
 
-def _two_bone(base: np.ndarray, mid: np.ndarray, tip: np.ndarray, goal: np.ndarray) -> np.ndarray:
+def two_bone(base: np.ndarray, mid: np.ndarray, tip: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Where `mid` goes so that base-mid-tip keeps its bone lengths and the tip reaches `goal`
     (as near as the lengths allow), bending in the plane it bends in now."""
     upper, lower = np.linalg.norm(mid - base), np.linalg.norm(tip - mid)

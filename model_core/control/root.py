@@ -14,7 +14,7 @@ import numpy as np
 from ..motion.skeleton import T2M, SkeletonSpec, gaussian_smooth
 from ..settings import FPS
 from .curves import held_curve, local_curve
-from .targets import Targets, heading_angles, wrap, yaw_matrices
+from .targets import ROOT, Targets, heading_angles, wrap, yaw_matrices
 
 MIN_SPEED = 0.3            # m/s: below this, a stretch of motion has no direction of travel to turn
 PATH_SMOOTH_FRAMES = 8.0   # the travel-direction turn is averaged over this many frames (sigma)
@@ -82,6 +82,8 @@ def move_root(joints: np.ndarray, original: np.ndarray, targets: Targets, width:
     lo, hi = span
     pins = [f for f in (lo - 1, hi) if 0 <= f < frames]
     t, xz = targets.root_ground()
+    reach_t, reach_xz = reach_steps(joints, targets)
+    t, xz = np.concatenate([t, reach_t]).astype(np.int64), np.concatenate([xz, reach_xz])
     times = list(pins) + [float(f) for f in t]
     offsets = [original[f, 0, [0, 2]] - joints[f, 0, [0, 2]] for f in pins]
     offsets += [p - joints[f, 0, [0, 2]] for f, p in zip(t, xz, strict=True)]
@@ -95,6 +97,38 @@ def move_root(joints: np.ndarray, original: np.ndarray, targets: Targets, width:
         lift = local_curve(t, y - joints[t, 0, 1], frames, width, bounds=(lo - 1, hi))
         out[..., 1] += lift[:, None]
     return out
+
+
+REACH_SHARE = 0.85  # of a limb's length: a target farther than this from its base moves the body (a rig's
+#                     limbs may be a little shorter than the model's: leave them room)
+
+
+def reach_steps(joints: np.ndarray, targets: Targets, spec: SkeletonSpec = T2M) -> tuple[np.ndarray, np.ndarray]:
+    """Ground targets for the pelvis on frames whose joint targets are out of reach of their
+    limbs and that say nothing of the pelvis: the body steps towards them just far enough (the
+    shortfall on the ground plane, averaged over that frame's targets)."""
+    placed = set(targets.root_ground()[0].tolist())
+    shifts: dict[int, list[np.ndarray]] = {}
+    parents = spec.parents
+    for frame, joint, goal in zip(targets.frames.tolist(), targets.joints.tolist(), targets.positions, strict=True):
+        if joint == ROOT or frame in placed or not 0 <= frame < len(joints):
+            continue
+        chain = [joint, parents[joint], parents[parents[joint]]]
+        if ROOT in chain[:2]:
+            continue
+        pose = joints[frame]
+        length = REACH_SHARE * sum(np.linalg.norm(pose[a] - pose[parents[a]]) for a in chain[:2])
+        base = pose[chain[2]]
+        goal = np.where(np.isnan(goal), pose[joint], goal)
+        ground = (goal - base)[[0, 2]]
+        rise = abs(goal[1] - base[1])
+        flat = float(np.sqrt(max(length**2 - rise**2, 0.0)))
+        far = float(np.linalg.norm(ground))
+        if far > flat and far > 1e-9:
+            shifts.setdefault(frame, []).append(ground / far * (far - flat))
+    frames = np.array(sorted(shifts), dtype=np.int64)
+    steps = np.array([joints[f, 0, [0, 2]] + np.mean(shifts[f], axis=0) for f in frames]).reshape(-1, 2)
+    return frames, steps
 
 
 def smooth_headings(joints: np.ndarray, spec: SkeletonSpec = T2M, sigma: float = 4.0) -> np.ndarray:
