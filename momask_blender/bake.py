@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     direct.add_argument("--path", metavar="CURVE", help="a curve object the hips follow")
     direct.add_argument("--path-frames", nargs=2, type=int, metavar=("START", "END"),
                         help="scene frames at the path's start and end (default: the generated frames)")
+    direct.add_argument("--face-path", choices=("on", "off"), default="on",
+                        help="face along the path (off: the model's own walk turned onto it)")
     direct.add_argument("--targets", metavar="COLLECTION",
                         help="a collection of target empties (momask_frame, momask_joint): waypoints, reaches")
     direct.add_argument("--constraints", metavar="FILE.json",
@@ -96,7 +98,8 @@ def direction(args):
 
     start, end = args.path_frames if args.path_frames else (None, None)
     return Direction(use_keys=(args.use_keys or "none").upper(), path=args.path or "", path_start=start,
-                     path_end=end, targets=args.targets or "", constraints_file=_resolved(args.constraints))
+                     path_end=end, face_path=args.face_path == "on", targets=args.targets or "",
+                     constraints_file=_resolved(args.constraints))
 
 
 def prepare_scene(args):

@@ -161,3 +161,20 @@ def test_a_target_out_of_reach_moves_the_body_not_the_bones(real):
     arm = lambda j: np.linalg.norm(j[60, [18, 20]] - j[60, [16, 18]], axis=-1)  # noqa: E731
     np.testing.assert_allclose(arm(out), arm(motion), atol=2e-3)
     assert np.linalg.norm((out[60, 0] - motion[60, 0])[[0, 2]]) > 1.0  # the body stepped towards it
+
+
+def test_facings_turn_the_body_and_conflicting_ones_are_refused(real):
+    from model_core.control import Facing
+    from model_core.control.targets import heading_angles
+
+    motion = real[:120] - real[0, 0] * [1, 0, 1]
+    cons = [Facing(f, 1.0 + 0.01 * f) for f in range(30, 90, 4)]
+    out = direct_joints(motion, Targets.from_constraints(cons))
+    got = heading_angles(out, T2M.face_joint_indx)
+    for c in cons:
+        assert abs(np.angle(np.exp(1j * (got[c.frame] - c.angle)))) < 1e-6
+    from model_core.control.constraints import merge_constraints
+    with pytest.raises(ModelError, match="two different facings at frame 3"):
+        merge_constraints([Facing(3, 0.5), Facing(3, 0.6)])
+    with pytest.raises(ModelError, match="finite"):
+        Facing(3, float("nan"))

@@ -66,6 +66,11 @@ def test_paths_are_timed_evenly_or_by_waypoints():
     assert 20 not in [t.frame for t in timed] and len(timed) == 30
     at = {t.frame: np.array(t.position) for t in timed}
     assert np.allclose(at[15], [0.5, 0.0]) and np.allclose(at[30], [1.0, 1.0])
+    facing = [t for t in rd.path_targets(line, 10, 40, "P", skip=[30], face=True) if t.joint == rd.FACING]
+    angles = {t.frame: t.position[0] for t in facing}
+    assert set(angles) == {10, 14, 18} and np.allclose(angles[10], np.pi / 2)  # along +X; none near the key
+    made = rd.constraints_from(rd.to_model(facing, rd.Placement(yaw=0.5, start=(0.0, 0.0))), 50, "")
+    assert [round(c.angle, 6) for c in made] == [round(np.pi / 2 - 0.5, 6)] * 3
 
 
 @pytest.mark.parametrize(("line", "args", "waypoints", "message"), [

@@ -6,6 +6,6 @@ generates freely, then an analytic pass turns and moves the root and eases the b
 targets (`direct`), smoothly and only near them. NumPy only.
 """
 from .apply import meet_constraints
-from .constraints import JOINT_NAMES, Constraint, parse_constraints
+from .constraints import JOINT_NAMES, Constraint, Facing, parse_constraints
 
-__all__ = ["JOINT_NAMES", "Constraint", "meet_constraints", "parse_constraints"]
+__all__ = ["JOINT_NAMES", "Constraint", "Facing", "meet_constraints", "parse_constraints"]

@@ -14,13 +14,13 @@ import numpy as np
 from ..errors import ModelError
 from ..motion.features import joints_to_features
 from ..motion.skeleton import T2M
-from .constraints import Constraint, check_frames, merge_constraints, parse_constraints
+from .constraints import Constraint, Facing, check_frames, merge_constraints, parse_constraints
 from .direct import direct_joints
 from .targets import Targets
 
 
-def prepare(constraints, joints_num: int) -> list[Constraint]:
-    """Constraints (a list of `Constraint`, or a parsed JSON document) checked and merged."""
+def prepare(constraints, joints_num: int) -> list[Constraint | Facing]:
+    """Constraints (a list of `Constraint` and `Facing`, or a parsed JSON document) checked and merged."""
     if constraints is None:
         return []
     if isinstance(constraints, dict) or (isinstance(constraints, list) and constraints

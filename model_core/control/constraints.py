@@ -63,6 +63,25 @@ class Constraint:
         return f"{self.joint} at frame {self.frame} -> ({where}){' on xz' if self.axes == 'xz' else ''}"
 
 
+@dataclass(frozen=True)
+class Facing:
+    """The body faces `angle` radians about +Y at `frame` (0 faces +Z, a quarter turn faces +X):
+    how a caller that draws a path asks the body to face along it. Not part of the JSON format."""
+    frame: int
+    angle: float
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.frame) or not 0 <= self.frame < MAX_LONG_SECONDS * FPS:
+            raise ModelError(f"{self.describe()}: the frame must be a whole number within a motion")
+        if not isinstance(self.angle, int | float | np.integer | np.floating) or not math.isfinite(self.angle):
+            raise ModelError(f"{self.describe()}: the angle must be a finite number of radians")
+        object.__setattr__(self, "frame", int(self.frame))
+        object.__setattr__(self, "angle", float(self.angle))
+
+    def describe(self) -> str:
+        return f"facing {self.angle!r} rad at frame {self.frame}"
+
+
 def parse_constraints(data, frames: int | None = None) -> list[Constraint]:
     """Constraints from a parsed JSON document (`{"constraints": [...]}`, or the list itself).
 
@@ -133,7 +152,13 @@ def merge_constraints(constraints: Sequence[Constraint], numbers: Sequence[int] 
     an "xyz" one that agrees with it; disagreeing targets are an error naming both."""
     numbers = list(numbers) if numbers is not None else list(range(len(constraints)))
     seen: dict[tuple[int, str], tuple[int, Constraint]] = {}
+    facings: dict[int, Facing] = {}
     for number, c in zip(numbers, constraints, strict=True):
+        if isinstance(c, Facing):
+            other = facings.setdefault(c.frame, c)
+            if abs(math.remainder(other.angle - c.angle, 2 * math.pi)) > 1e-6:
+                raise ModelError(f"two different facings at frame {c.frame}: {other.angle:g} and {c.angle:g} rad")
+            continue
         if not isinstance(c, Constraint):
             raise ModelError(f"constraint {number}: expected a Constraint, got {_short(c)}")
         key = (c.frame, c.joint)
@@ -148,7 +173,7 @@ def merge_constraints(constraints: Sequence[Constraint], numbers: Sequence[int] 
                              f"different targets: ({first.describe()}) and ({c.describe()})")
         if np.isnan(a).sum() > np.isnan(b).sum():  # keep the one that fixes more axes
             seen[key] = (first_number, c)
-    return [c for _, c in seen.values()]
+    return [c for _, c in seen.values()] + list(facings.values())
 
 
 def check_frames(constraints: Sequence[Constraint], frames: int, *, first: int = 0, what: str = "the motion") -> None:

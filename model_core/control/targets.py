@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..motion.skeleton import T2M, SkeletonSpec
-from .constraints import Constraint
+from .constraints import Constraint, Facing
 
 ROOT = 0
 
@@ -18,16 +18,19 @@ class Targets:
     frames: np.ndarray      # (N,) int
     joints: np.ndarray      # (N,) int
     positions: np.ndarray   # (N, 3) float64
+    headings: tuple[tuple[int, float], ...] = ()  # (frame, angle) of Facing items
 
     @classmethod
-    def from_constraints(cls, constraints: Sequence[Constraint], shift: int = 0) -> Targets:
+    def from_constraints(cls, constraints: Sequence[Constraint | Facing], shift: int = 0) -> Targets:
         """`shift` is subtracted from every frame (constraints of a longer motion, one window)."""
-        return cls(np.array([c.frame - shift for c in constraints], dtype=np.int64).reshape(-1),
-                   np.array([c.joint_index for c in constraints], dtype=np.int64).reshape(-1),
-                   np.array([c.target() for c in constraints], dtype=np.float64).reshape(-1, 3))
+        points = [c for c in constraints if not isinstance(c, Facing)]
+        return cls(np.array([c.frame - shift for c in points], dtype=np.int64).reshape(-1),
+                   np.array([c.joint_index for c in points], dtype=np.int64).reshape(-1),
+                   np.array([c.target() for c in points], dtype=np.float64).reshape(-1, 3),
+                   tuple((c.frame - shift, c.angle) for c in constraints if isinstance(c, Facing)))
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.frames) + len(self.headings)
 
     def constrained_frames(self) -> np.ndarray:
         return np.unique(self.frames)
@@ -48,8 +51,9 @@ class Targets:
         return self.frames[rows], self.positions[rows, 1]
 
     def facings(self, spec: SkeletonSpec = T2M) -> dict[int, float]:
-        """frame → heading angle (about +Y, 0 = facing +Z) where hips and shoulders are all given."""
-        out = {}
+        """frame → heading angle (about +Y, 0 = facing +Z) where hips and shoulders are all given,
+        or a Facing says it (a pose's own hips and shoulders win)."""
+        out = dict(self.headings)
         for frame in self.constrained_frames():
             given = self.at(int(frame))
             points = [given.get(j) for j in spec.face_joint_indx]

@@ -31,6 +31,7 @@ class Direction:
     path: str = ""                    # a curve object the pelvis follows
     path_start: float | None = None   # scene frames; None: the first / last generated frame
     path_end: float | None = None
+    face_path: bool = True            # the body faces along the path (else: as the model walks, turned)
     targets: str = ""                 # a collection of target empties (waypoints, reach targets)
     constraints_file: str = ""        # the model's JSON format, world positions in HumanML3D axes,
     #                                   frames at 20 fps from the first generated frame
@@ -121,7 +122,7 @@ def _path(context, plan, direction: Direction, first, fps, lo, hi, waypoints, ke
                           "path's end frame")
     ground = rd.ground(rd.rig_space(points, plan))
     return rd.path_targets(ground, rd.model_frame(start, first, fps), rd.model_frame(end, first, fps),
-                           direction.path, waypoints, skip=keyed)
+                           direction.path, waypoints, skip=keyed, face=direction.face_path)
 
 
 def _file_targets(path: str, plan) -> list[rd.Target]:

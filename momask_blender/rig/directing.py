@@ -129,12 +129,15 @@ def ground(points: np.ndarray) -> np.ndarray:
 
 
 def path_targets(points: np.ndarray, first: int, last: int, name: str,
-                 waypoints: Sequence[Target] = (), skip: Sequence[int] = ()) -> list[Target]:
+                 waypoints: Sequence[Target] = (), skip: Sequence[int] = (), face: bool = False) -> list[Target]:
     """Pelvis targets on every model frame first..last along a polyline (P, 2) of ground points:
     evenly along its length, or timed by the waypoints that fall in that span (each one's
     place along the curve is the nearest point to it; the waypoints themselves stay targets of
     their own, so their frames get no path target). Frames in `skip` (keyed poses: their hips
-    say where to be) get none either."""
+    say where to be) get none either.
+
+    `face`: the body faces along the path (a facing every FACE_EVERY frames), except within
+    FACE_CLEAR frames of a skipped (keyed) frame, where the key's own heading eases in."""
     line = _dedupe(np.asarray(points, np.float64).reshape(-1, 2))
     if len(line) < 2 or not np.isfinite(line).all():
         raise MomaskError(f"the path '{name}' has no length: it needs at least two distinct points")
@@ -157,8 +160,31 @@ def path_targets(points: np.ndarray, first: int, last: int, name: str,
     where = np.interp(frames, [t for t, _ in timing], [s for _, s in timing])
     xz = np.stack([np.interp(where, arc, line[:, 0]), np.interp(where, arc, line[:, 1])], 1)
     taken = {w.frame for w in inside} | {int(f) for f in skip}
-    return [Target(int(f), "pelvis", (float(x), float(z)), "xz", f"the path '{name}'")
-            for f, (x, z) in zip(frames, xz, strict=True) if int(f) not in taken]
+    out = [Target(int(f), "pelvis", (float(x), float(z)), "xz", f"the path '{name}'")
+           for f, (x, z) in zip(frames, xz, strict=True) if int(f) not in taken]
+    if face:
+        out += _facing(line, arc, frames, where, name, [int(f) for f in skip])
+    return out
+
+
+FACE_EVERY = 4      # model frames between two facings along a path
+FACE_CLEAR = 10     # model frames around a keyed pose without facings (its own heading wins)
+FACING = "facing"   # the `joint` of a Target that is a facing: position (angle about +Y,), axes "yaw"
+
+
+def _facing(line, arc, frames, where, name, keyed) -> list[Target]:
+    """Facings along the path's direction at every FACE_EVERY-th frame (and the last)."""
+    segment = np.clip(np.searchsorted(arc, where, side="right") - 1, 0, len(line) - 2)
+    ahead = line[segment + 1] - line[segment]
+    angle = np.arctan2(ahead[:, 0], ahead[:, 1])
+    out = []
+    for k, frame in enumerate(frames):
+        if (frame - frames[0]) % FACE_EVERY and frame != frames[-1]:
+            continue
+        if any(abs(int(frame) - f) <= FACE_CLEAR for f in keyed):
+            continue
+        out.append(Target(int(frame), FACING, (float(angle[k]),), "yaw", f"the path '{name}' (facing)"))
+    return out
 
 
 def _dedupe(line: np.ndarray) -> np.ndarray:
@@ -190,7 +216,7 @@ def key_targets(joints: np.ndarray, frames: Sequence[int], scene_frames: Sequenc
 def constraints_from(targets: Sequence[Target], frames: int, span_text: str, first: int = 0):
     """Model constraints from scene targets: every frame within first..frames-1 (`span_text`
     says which scene frames that is), one target per joint and frame. Errors name the objects."""
-    from model_core.control import Constraint
+    from model_core.control import Constraint, Facing
 
     seen: dict[tuple[int, str], Target] = {}
     for t in targets:
@@ -205,16 +231,24 @@ def constraints_from(targets: Sequence[Target], frames: int, span_text: str, fir
             continue
         a, b = _full(other), _full(t)
         both = ~np.isnan(a) & ~np.isnan(b)
-        if np.any(np.abs(a[both] - b[both]) > SAME):
+        if t.joint == FACING:
+            differ = abs(math.remainder(a[0] - b[0], 2 * math.pi)) > SAME
+        else:
+            differ = bool(np.any(np.abs(a[both] - b[both]) > SAME))
+        if differ:
             raise MomaskError(f"{other.source} and {t.source} give the {t.joint.replace('_', ' ')} two different "
                               "places at the same moment: move one of them, or give it another frame")
         if np.isnan(a).sum() > np.isnan(b).sum():
             seen[key] = t
-    return [Constraint(t.frame, t.joint, t.position, t.axes) for t in seen.values()]
+    return [Facing(t.frame, t.position[0]) if t.joint == FACING else Constraint(t.frame, t.joint, t.position, t.axes)
+            for t in seen.values()]
 
 
 def _full(t: Target) -> np.ndarray:
     out = np.full(3, np.nan)
+    if t.joint == FACING:
+        out[0] = t.position[0]
+        return out
     out[[0, 2] if t.axes == "xz" else [0, 1, 2]] = t.position
     return out
 
@@ -223,6 +257,9 @@ def to_model(targets: Sequence[Target], placement: Placement) -> list[Target]:
     """Rig-space targets moved into model space."""
     out = []
     for t in targets:
+        if t.joint == FACING:  # a heading turns with the placement
+            out.append(dataclasses.replace(t, position=(t.position[0] - placement.yaw,)))
+            continue
         full = np.nan_to_num(_full(t))
         p = placement.to_model(full)
         position = (p[0], p[2]) if t.axes == "xz" else tuple(p)

@@ -40,6 +40,9 @@ class MOMASK_PG_direct(bpy.types.PropertyGroup):
                                                         "generated frames")
     path_start: bpy.props.IntProperty(name="Start", default=1, description="Frame the hips are at the path's start")
     path_end: bpy.props.IntProperty(name="End", default=96, description="Frame the hips reach the path's end")
+    face_path: bpy.props.BoolProperty(name="Face Along Path", default=True,
+                                      description="The body faces along the path (off: the model's own walk is "
+                                                  "turned onto the path, so a sidestep stays a sidestep)")
     targets: bpy.props.PointerProperty(name="Targets", type=bpy.types.Collection,
                                        description="A collection of empties: waypoints and reach targets")
 
@@ -51,7 +54,7 @@ def scene_direction(context) -> Direction | None:
         return None
     return Direction(use_keys=props.use_keys, path=props.path.name if props.path else "",
                      path_start=props.path_start if props.use_path_frames else None,
-                     path_end=props.path_end if props.use_path_frames else None,
+                     path_end=props.path_end if props.use_path_frames else None, face_path=props.face_path,
                      targets=props.targets.name if props.targets else "")
 
 
@@ -64,6 +67,7 @@ class DirectedOperator:
                                       description="Scene frame of the path's start; -1: the first generated frame")
     path_end: bpy.props.IntProperty(name="Path end", default=-1, options=SKIP,
                                     description="Scene frame of the path's end; -1: the last generated frame")
+    face_path: bpy.props.BoolProperty(name="Face along path", default=True, options=SKIP)
     targets: bpy.props.StringProperty(name="Targets", default="", options=SKIP,
                                       description="A collection of waypoint and reach-target empties")
     constraints_file: bpy.props.StringProperty(name="Constraints file", default="", subtype="FILE_PATH",
@@ -74,7 +78,7 @@ class DirectedOperator:
         direction = scene_direction(context)
         if direction is None:
             return
-        for name in ("use_keys", "path", "targets"):
+        for name in ("use_keys", "path", "targets", "face_path"):
             if not self.properties.is_property_set(name):
                 setattr(self, name, getattr(direction, name))
         for name in ("path_start", "path_end"):
@@ -85,7 +89,8 @@ class DirectedOperator:
     def direction(self) -> Direction:
         return Direction(use_keys=self.use_keys, path=self.path,
                          path_start=self.path_start if self.path_start >= 0 else None,
-                         path_end=self.path_end if self.path_end >= 0 else None, targets=self.targets,
+                         path_end=self.path_end if self.path_end >= 0 else None, face_path=self.face_path,
+                         targets=self.targets,
                          constraints_file=bpy.path.abspath(self.constraints_file) if self.constraints_file else "")
 
 
@@ -153,6 +158,7 @@ class MOMASK_PT_direct(bpy.types.Panel):
             sub.active = props.use_path_frames
             sub.prop(props, "path_start", text="")
             sub.prop(props, "path_end", text="")
+            col.prop(props, "face_path")
         layout.prop(props, "targets")
         if props.targets is not None:
             box = layout.box()
