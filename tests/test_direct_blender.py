@@ -268,3 +268,47 @@ def test_command_line_directs_a_blend(blocked, ref, tmp_path):
     bad = subprocess.run(base + ["--path", "Stop"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0 and "is an empty, not a curve" in bad.stderr and not out.exists()
     assert "Traceback" not in bad.stderr, bad.stderr[-2000:]
+
+
+def test_sidebar_section_adds_targets_and_generate_reads_it(blocked, ref):
+    """The Direct section: Add Target makes an empty at the cursor for the current frame (one undo
+    step), the panel draws, and Generate invoked from the sidebar takes the section's choices."""
+    from momask_blender.ui import direct_panel, operators
+    from tests.test_inpaint_blender import _Layout
+
+    obj = open_blocked(blocked)
+    scene = bpy.context.scene
+    props = scene.momask_direct
+    assert not props.enabled and direct_panel.scene_direction(bpy.context) is None
+    scene.cursor.location = (0.3, -0.4, 1.2)
+    scene.frame_set(40)
+    assert bpy.ops.momask.add_target(kind="RIGHT_HAND") == {"FINISHED"}
+    assert "UNDO" in bpy.types.MOMASK_OT_add_target.bl_options
+    empty = props.targets.objects[0]
+    assert props.enabled and props.targets.name == direct_panel.TARGETS_COLLECTION
+    assert (empty["momask_frame"], empty["momask_joint"]) == (40, "RIGHT_HAND")
+    assert np.allclose(empty.location, (0.3, -0.4, 1.2))
+    props.path = bpy.data.objects["Route"]
+    log = []
+    direct_panel.MOMASK_PT_direct.draw(type("P", (), {"layout": _Layout(log)})(), bpy.context)
+    assert "momask.add_target" in log and empty.name in log
+    direction = direct_panel.scene_direction(bpy.context)
+    assert (direction.path, direction.targets, direction.use_keys) == ("Route", props.targets.name, "NONE")
+    # invoke, as the sidebar's button calls it: the operator fills its direction from the scene
+    op = operators.MOMASK_OT_generate
+    copy = type("MOMASK_TEST_OT_direct", op.__bases__, {
+        **{k: v for k, v in op.__dict__.items() if k not in ("bl_rna", "__dict__", "__weakref__")},
+        "bl_idname": "momask_test.direct",
+        "execute": lambda self, context: (op.execute(self, context) if getattr(self, "_entered", False)
+                                          else (setattr(self, "_entered", True), self.invoke(context, None))[1])})
+    bpy.utils.register_class(copy)
+    try:
+        scene.frame_set(1)
+        scene.momask.steps, scene.momask.seconds = STEPS, 3.0
+        assert bpy.ops.momask_test.direct(**ref) == {"FINISHED"}
+    finally:
+        bpy.utils.unregister_class(copy)
+    assert operators.last_job.constraints and any(c.joint == "right_wrist" for c in operators.last_job.constraints
+                                                  if hasattr(c, "joint"))
+    hand = heads(obj, 40)["right_wrist"]
+    assert np.linalg.norm(hand - np.array([0.3, -0.4, 1.2])) < 1 * CM
