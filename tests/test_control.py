@@ -178,3 +178,18 @@ def test_facings_turn_the_body_and_conflicting_ones_are_refused(real):
         merge_constraints([Facing(3, 0.5), Facing(3, 0.6)])
     with pytest.raises(ModelError, match="finite"):
         Facing(3, float("nan"))
+
+
+def test_facings_read_from_json_and_back():
+    from model_core.control import Facing
+    from model_core.control.constraints import to_json
+
+    items = [{"frame": 4, "facing": 1.5}, {"frame": 4, "joint": "head", "position": [0, 1.6, 0.2]}]
+    parsed = parse_constraints(items)
+    assert Facing(4, 1.5) in parsed and parse_constraints(to_json(parsed)) == parsed
+    for bad, match in (({"frame": 4, "facing": "north"}, "facing must be a number"),
+                       ({"frame": 4, "facing": 1.0, "joint": "head"}, "exactly the keys frame and facing"),
+                       ({"frame": -2, "facing": 1.0}, "frame must be a whole number")):
+        with pytest.raises(ModelError, match=match) as err:
+            parse_constraints([bad])
+        assert "constraint 0" in str(err.value)

@@ -8,8 +8,9 @@ import pytest
 from momask_blender.errors import MomaskError
 from momask_blender.rig import directing as rd
 from momask_blender.rig import windows
+from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.reach import reach_on_rig
-from momask_blender.rig.retarget import RetargetOptions, plan_rig, retarget
+from momask_blender.rig.retarget import RetargetOptions, retarget
 from momask_blender.rig.skeleton import INDEX, from_blender, to_blender
 from tests.test_inpaint import _pose_matrices
 from tests.test_retarget import a_pose_rig, walking_turn

@@ -66,14 +66,15 @@ class Constraint:
 @dataclass(frozen=True)
 class Facing:
     """The body faces `angle` radians about +Y at `frame` (0 faces +Z, a quarter turn faces +X):
-    how a caller that draws a path asks the body to face along it. Not part of the JSON format."""
+    how a caller that draws a path asks the body to face along it. In JSON:
+    `{"frame": 40, "facing": 1.57}` (an addition to the issue's format, which has only joints)."""
     frame: int
     angle: float
 
     def __post_init__(self) -> None:
         if not _is_int(self.frame) or not 0 <= self.frame < MAX_LONG_SECONDS * FPS:
             raise ModelError(f"{self.describe()}: the frame must be a whole number within a motion")
-        if not isinstance(self.angle, int | float | np.integer | np.floating) or not math.isfinite(self.angle):
+        if not _is_numbers([self.angle]) or not math.isfinite(self.angle):
             raise ModelError(f"{self.describe()}: the angle must be a finite number of radians")
         object.__setattr__(self, "frame", int(self.frame))
         object.__setattr__(self, "angle", float(self.angle))
@@ -108,10 +109,20 @@ def parse_constraints(data, frames: int | None = None) -> list[Constraint]:
     return result
 
 
-def _parse_one(number: int, item) -> Constraint:
+def _parse_one(number: int, item) -> Constraint | Facing:
     label = f"constraint {number}"
     if not isinstance(item, dict):
         raise ModelError(f"{label}: expected an object with frame, joint and position, got {_short(item)}")
+    if "facing" in item:
+        if set(item) != {"frame", "facing"}:
+            raise ModelError(f"{label} {_short(item)}: a facing has exactly the keys frame and facing")
+        angle = item["facing"]
+        if not _is_numbers([angle]):
+            raise ModelError(f"{label} {_short(item)}: facing must be a number of radians")
+        try:
+            return Facing(item["frame"], angle)
+        except ModelError as err:
+            raise ModelError(f"{label} {_short(item)}: {err}") from None
     unknown = set(item) - _KEYS
     missing = {"frame", "joint", "position"} - set(item)
     if unknown or missing:
@@ -174,6 +185,17 @@ def merge_constraints(constraints: Sequence[Constraint], numbers: Sequence[int] 
         if np.isnan(a).sum() > np.isnan(b).sum():  # keep the one that fixes more axes
             seen[key] = (first_number, c)
     return [c for _, c in seen.values()] + list(facings.values())
+
+
+def to_json(constraints: Sequence[Constraint | Facing]) -> list[dict]:
+    """The JSON form `parse_constraints` reads back (to send constraints to a model server)."""
+    out = []
+    for c in constraints:
+        if isinstance(c, Facing):
+            out.append({"frame": c.frame, "facing": c.angle})
+        else:
+            out.append({"frame": c.frame, "joint": c.joint, "position": list(c.position), "axes": c.axes})
+    return out
 
 
 def check_frames(constraints: Sequence[Constraint], frames: int, *, first: int = 0, what: str = "the motion") -> None:
