@@ -2,6 +2,9 @@
 
     python -m bench.speed [--threads 2] [--device cpu] [--repeats 5] [--tiny]
 
+`gen_1x196_10_directed_s` is the same 1×196 generation meeting a pelvis path (every 4th frame)
+and two whole-body key poses, timed in turns with the free one (`free_1x196_10_paired_s`;
+`directed_over_free` their ratio).
 Each path (exact, and the opt-in fast path, reported under `fast_` keys) runs in a fresh
 process so load time and resident memory are those of a first use. Times are medians of
 `--repeats` runs after one warm-up. `--tiny` uses ../shared/reference's small weights and one
@@ -49,6 +52,19 @@ def _median_time(fn, repeats: int) -> float:
     return round(statistics.median(times), 4)
 
 
+def _paired_median_times(first, second, repeats: int) -> tuple[float, float]:
+    """Medians of two callables timed in turns (a, b, a, b, ...) after one warm-up each: on a
+    shared machine a burst of load then falls on both, so their ratio holds."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return round(statistics.median(times[0]), 4), round(statistics.median(times[1]), 4)
+
+
 def _transformer_weights(model) -> list[tuple]:
     """(weight, bias) of every matrix product in a transformer's encoder layers and output head."""
     pairs = []
@@ -91,6 +107,32 @@ def matmul_floor(model, batch: int, tokens: int, steps: int):
     return run
 
 
+def directed_constraints(frames: int = 196) -> list:
+    """A pelvis path along a quarter circle (every 4th frame) and two whole-body key poses on it
+    (the skeleton's rest pose, turned to face along the path): the case the issue names."""
+    import numpy as np
+
+    from model_core.control import JOINT_NAMES, Constraint
+    from model_core.motion.skeleton import T2M, T2M_UNIFORM_OFFSETS
+
+    angle = np.linspace(0, np.pi / 2, frames)
+    path = np.stack([2.0 * (1 - np.cos(angle)), 2.0 * np.sin(angle)], 1)
+    rest = np.zeros((T2M.joints_num, 3))
+    for j in T2M.topological_order:
+        rest[j] = rest[T2M.parents[j]] + T2M_UNIFORM_OFFSETS[j]
+    rest[:, 1] -= rest[:, 1].min()
+    keys = {frames // 3: None, 2 * frames // 3: None}
+    constraints = []
+    for frame in keys:
+        turn = angle[frame]
+        c, s = np.cos(turn), np.sin(turn)
+        pose = rest @ np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]) + [path[frame, 0], 0, path[frame, 1]]
+        constraints += [Constraint(frame, name, tuple(map(float, pose[j]))) for j, name in enumerate(JOINT_NAMES)]
+    constraints += [Constraint(f, "pelvis", (float(path[f, 0]), float(path[f, 1])), "xz")
+                    for f in range(0, frames, 4) if f not in keys]
+    return constraints
+
+
 def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -> dict:
     """Run inside the child process: load, then time every case."""
     import torch
@@ -113,6 +155,12 @@ def measure(folder: Path, threads: int, device: str, repeats: int, fast: bool) -
                                        max(1, repeats // 2)),
         "gen_1x48_10_s": _median_time(lambda: model.generate(PROMPT, frames=48, settings=ten), repeats),
     }
+    directed = directed_constraints()
+    free_s, directed_s = _paired_median_times(
+        lambda: model.generate(PROMPT, frames=196, settings=ten),
+        lambda: model.generate(PROMPT, frames=196, settings=ten, constraints=directed), max(repeats, 5))
+    result.update({"free_1x196_10_paired_s": free_s, "gen_1x196_10_directed_s": directed_s,
+                   "directed_over_free": round(directed_s / free_s, 3)})
     unit = model.frames_per_token
     if not fast:  # the fp32 floor: the fast path's int8 layers have no fp32 weights to time
         result.update({

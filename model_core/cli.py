@@ -51,15 +51,16 @@ def _generate(args: argparse.Namespace) -> int:
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
-    segments = parse_sequence(_read_text(args.sequence)) if args.sequence else None
+    segments = parse_sequence(_read_text(args.sequence, "sequence")) if args.sequence else None
+    constraints = read_constraints(args.constraints) if args.constraints else None
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
     loaded = time.perf_counter()
     if segments is not None:
         motion = generate_sequence(model, segments, seed=args.seed, variations=args.variations,
-                                   settings=settings_from_args(args))
+                                   settings=settings_from_args(args), constraints=constraints)
     else:
         motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
-                                settings=settings_from_args(args))
+                                settings=settings_from_args(args), constraints=constraints)
     done = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,11 +74,25 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f"cannot read the sequence file {path}: {err}") from err
+        raise ModelError(f"cannot read the {what} file {path}: {err}") from err
+
+
+def read_constraints(path: str) -> list:
+    """A constraints file ({"constraints": [...]}, see model_core.control), checked."""
+    from .control import parse_constraints
+
+    try:
+        data = json.loads(_read_text(path, "constraints"))  # NaN and Infinity parse: the check names them
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{path}: not valid JSON ({err})") from err
+    try:
+        return parse_constraints(data)
+    except ModelError as err:
+        raise ModelError(f"{path}: {err}") from err
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -95,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="text → motion (.npz with joints and features)")
     generate.add_argument("prompt", nargs="?", help="what the motion shows (or use --sequence)")
     generate.add_argument("--sequence", help="a prompt sequence: lines of seconds<TAB>prompt")
+    generate.add_argument("--constraints", help="a JSON file of joint targets the motion meets "
+                          '({"constraints": [{"frame": 40, "joint": "left_wrist", "position": [x, y, z]}, ...]})')
     generate.add_argument("--out", required=True, help="output .npz")
     add_generation_flags(generate)
     generate.set_defaults(run=_generate)

@@ -5,7 +5,7 @@ The packages, from the bottom up (docs/ARCHITECTURE.md draws them): `rig` (pure 
 touches); `setup` (model files, PyTorch) beside them; the command lines `bake` and `demo` on top.
 Importing this package needs nothing but Python: `register()` pulls in the bpy modules. Each ui
 module lists its classes in a `classes` tuple; `register()` registers them in order and adds the
-properties (`Scene.momask`, `Scene.momask_timeline`, `WindowManager.momask_job`), `unregister()`
+properties (`Scene.momask`, `Scene.momask_timeline`, `Scene.momask_direct`, `WindowManager.momask_job`), `unregister()`
 undoes all of it in reverse. Both are safe to call twice.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 def _classes():
     from .ui import (
         bone_map_ops,
+        direct_panel,
         operators,
         panels,
         preferences,
@@ -24,7 +25,7 @@ def _classes():
     )
 
     return (properties.classes + preferences.classes + server_ops.classes + operators.classes + bone_map_ops.classes
-            + panels.classes + timeline_ops.classes + timeline_panel.classes)
+            + panels.classes + direct_panel.classes + timeline_ops.classes + timeline_panel.classes)
 
 
 def register():
@@ -33,7 +34,7 @@ def register():
 
     from .jobs import modal
     from .scene import bone_colors
-    from .ui import preferences, properties, timeline_panel
+    from .ui import direct_panel, preferences, properties, timeline_panel
 
     try:
         for cls in _classes():
@@ -41,6 +42,7 @@ def register():
                 bpy.utils.register_class(cls)
         properties.register_properties()
         timeline_panel.register_properties()
+        direct_panel.register_properties()
         modal.register_handlers()
         bone_colors.register_handlers()
     except Exception:
@@ -54,7 +56,7 @@ def unregister():
 
     from .jobs import modal, model_cache
     from .scene import bone_colors
-    from .ui import preferences, properties, server_ops, timeline_panel
+    from .ui import direct_panel, preferences, properties, server_ops, timeline_panel
 
     server_ops.unregister_server()
     modal.request_cancel()
@@ -63,6 +65,7 @@ def unregister():
     modal.unregister_handlers()
     properties.unregister_properties()
     timeline_panel.unregister_properties()
+    direct_panel.unregister_properties()
     for cls in reversed(_classes()):
         if cls.is_registered:
             bpy.utils.unregister_class(cls)

@@ -8,6 +8,9 @@
     python -m momask_blender.bake --rig RIG.glb --prompt "a person walks" --seconds 30 ... --out OUT.blend
     python -m momask_blender.bake --rig RIG.glb --sequence SEQ.txt ... --out OUT.blend   (lines: seconds<TAB>prompt)
     python -m momask_blender.bake ... --out OUT.blend --preview OUT.png   (or OUT.mp4: the whole motion)
+    python -m momask_blender.bake --blend IN.blend --prompt "a person walks" --seconds 6 --path CURVE \\
+        [--use-keys [all|selected]] [--targets COLLECTION] [--constraints FILE.json] ... --out OUT.blend
+        (directed: the motion meets keyed poses, a path, target empties or constraints; also with --inpaint)
 
 `--preview` renders the baked character with Blender's Workbench engine: a .png shows it from the
 side and the front at a few moments, an .mp4 the whole motion (Blender's FFmpeg output). The
@@ -58,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", metavar="FILE", help="also render the result: FILE.png (side and front at a few "
                    "moments) or FILE.mp4 (the whole motion)")
     p.add_argument("--preview-moments", type=int, default=6, metavar="N", help="moments in a .png preview")
+    direct = p.add_argument_group("directing (generating, or with --inpaint)")
+    direct.add_argument("--use-keys", nargs="?", const="all", choices=("all", "selected"),
+                        help="the armature's keyed poses inside the generated frames (all, or the selected keys)")
+    direct.add_argument("--path", metavar="CURVE", help="a curve object the hips follow")
+    direct.add_argument("--path-frames", nargs=2, type=int, metavar=("START", "END"),
+                        help="scene frames at the path's start and end (default: the generated frames)")
+    direct.add_argument("--face-path", choices=("on", "off"), default="on",
+                        help="face along the path (off: the model's own walk turned onto it)")
+    direct.add_argument("--targets", metavar="COLLECTION",
+                        help="a collection of target empties (momask_frame, momask_joint): waypoints, reaches")
+    direct.add_argument("--constraints", metavar="FILE.json",
+                        help="model_core's constraints format, positions in world metres with HumanML3D axes "
+                        "(x, height, -y), frames at 20 fps from the first generated frame")
     add_generation_flags(p, model_required=False)  # model paths are only needed when generating
     return p
 
@@ -74,6 +90,16 @@ def generation(args):
                       variations=args.variations, steps=args.steps, guidance=args.guidance,
                       residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
                       checkpoints=_resolved(args.checkpoints), clip=_resolved(args.clip), device=args.device)
+
+
+def direction(args):
+    """The directing flags as a `jobs.directing.Direction`."""
+    from .jobs.directing import Direction
+
+    start, end = args.path_frames if args.path_frames else (None, None)
+    return Direction(use_keys=(args.use_keys or "none").upper(), path=args.path or "", path_start=start,
+                     path_end=end, face_path=args.face_path == "on", targets=args.targets or "",
+                     constraints_file=_resolved(args.constraints))
 
 
 def prepare_scene(args):
@@ -107,8 +133,6 @@ def run(args: argparse.Namespace) -> dict:
     editing = args.inpaint is not None or args.extend_before is not None or args.extend_after is not None
     if editing and not args.blend:
         raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
-    if args.blend and not editing:
-        raise MomaskError("--blend needs --inpaint START END, --extend-before or --extend-after")
     check_preview_path(args.preview)
     obj = prepare_scene(args)
     imported = time.perf_counter() - started
@@ -176,7 +200,7 @@ def _bake(context, obj, args) -> dict:
         gen.seconds = sum(s.frames for s in segments) / FPS
     job, actions = bake.run(context, obj, prompt=gen.prompt if gen else args.prompt, generation=gen,
                             source_path=_resolved(args.source), root_motion=args.root_motion,
-                            foot_lock=args.foot_lock == "on", segments=segments)
+                            foot_lock=args.foot_lock == "on", segments=segments, direction=direction(args))
     info = bake.summary(job, actions)
     if args.export_bvh:
         from model_core.motion.bvh import write_bvh
@@ -207,7 +231,7 @@ def _edit(context, obj, args) -> dict:
                               f"got {seconds:g} s")
         window_for = lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)  # noqa: E731
     return timeline.run(context, obj, window_for, prompt=args.prompt, generation=gen,
-                        keep_original=args.keep_original)
+                        keep_original=args.keep_original, direction=direction(args))
 
 
 def _save(bpy, args, info: dict, started: float) -> dict:

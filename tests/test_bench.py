@@ -21,6 +21,7 @@ def test_speed_benchmark_prints_every_figure_for_both_paths(reference_dir):
         assert report[key] > 0 and report["fast_" + key] > 0, key
     for key in ("floor_1x196_10_s", "floor_8x196_10_s", "floor_1x48_10_s"):  # the exact path's fp32 floor
         assert 0 < report[key] < report["gen_" + key.removeprefix("floor_")], key
+    assert report["gen_1x196_10_directed_s"] > 0 and report["directed_over_free"] > 0  # the directed case
     assert report["threads"] == 1 and report["device"] == "cpu" and report["torch"]
     assert 0.98 <= report["fast_token_agreement"] <= 1.0
 

@@ -6,7 +6,6 @@ cancel over a stream, range edits and extensions, and batch jobs through the ser
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -126,17 +125,27 @@ def test_wrong_method_and_unknown_routes_answer_json(server):
     assert status == 404 and "error" in answer
 
 
-def test_constraints_are_refused_until_the_model_core_has_them(server):
-    body = {"prompt": PROMPT, "seconds": 2, "steps": 3,
-            "constraints": [{"frame": 0, "joint": "pelvis", "position": [0.0, 0.0], "axes": "xz"}]}
-    status, answer = call(server, "POST", "/v1/generate", body)
-    if importlib.util.find_spec("model_core.control") is None:
-        assert status == 422 and answer["field"] == "constraints" and "not supported" in answer["error"]
-    else:
-        assert status == 200, answer
-    body = {"sequence": [{"prompt": PROMPT, "seconds": 2}], "steps": 3, "constraints": body["constraints"]}
-    status, answer = call(server, "POST", "/v1/generate", body)
-    assert status == 422 and answer["field"] == "constraints", answer
+def test_constraints_direct_the_motion_and_bad_ones_name_the_field(server, model):
+    from model_core.control import Constraint, Facing
+    from model_core.serve.client import RemoteModel
+
+    constraints = [Constraint(0, "pelvis", (0.5, 0.2), "xz"), Constraint(20, "left_wrist", (0.6, 1.4, 0.8)),
+                   Facing(30, 1.0)]
+    remote = RemoteModel(Client(server.url, TOKEN))
+    settings = GenerationSettings(steps=3)
+    got = remote.generate(PROMPT, 2.0, seed=2, settings=settings, constraints=constraints)
+    want = model.generate(PROMPT, 2.0, seed=2, settings=settings, constraints=constraints)
+    np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
+    assert np.linalg.norm(got.joints[0, 20, 20] - [0.6, 1.4, 0.8]) < 1e-3
+    segments = [timeline.Segment(PROMPT, 40), timeline.Segment("a person sits down", 40)]
+    got = remote.generate_sequence(segments, settings=settings, constraints=constraints)
+    want = model.generate_sequence(segments, settings=settings, constraints=constraints)
+    np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
+    bad = {"prompt": PROMPT, "seconds": 2, "steps": 3,
+           "constraints": [{"frame": 0, "joint": "pelvis", "position": [0.0, 0.0, 0.0], "axes": "xz"}]}
+    for body in (bad, {**bad, "prompt": None, "seconds": None, "sequence": [{"prompt": PROMPT, "seconds": 2}]}):
+        status, answer = call(server, "POST", "/v1/generate", {k: v for k, v in body.items() if v is not None})
+        assert status == 422 and answer["field"] == "constraints" and "constraint 0" in answer["error"], answer
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ..control import apply as control
+from ..control.constraints import Constraint, check_frames, last_frame
 from ..errors import ModelError
 from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
 from .model import TokenModel
@@ -38,32 +40,41 @@ class MoMask(TokenModel):
 
     def generate(self, prompts: Sequence[str] | str, seconds: float | Sequence[float] | None = None, *,
                  frames: int | Sequence[int] | None = None, seed: int = 0, variations: int = 1,
-                 settings: GenerationSettings | None = None, progress: Progress | None = None) -> Motion:
+                 settings: GenerationSettings | None = None, progress: Progress | None = None,
+                 constraints: Sequence[Constraint] | None = None) -> Motion:
         """Motions for each prompt × variation; variation k of any prompt uses seed + k.
 
         Length: `frames` or `seconds` (one value or one per prompt); with neither, the length
-        estimator samples it, as the official code does.
+        estimator samples it, as the official code does (at least up to the last constrained
+        frame). `constraints`: every motion meets them (`model_core.control`).
         """
         settings = settings or GenerationSettings()
         settings.validate()
         prompts = check_prompts(prompts)
+        constraints = control.prepare(constraints, self.joints_num)
         if not isinstance(variations, int) or variations < 1:
             raise ModelError(f"variations must be a positive whole number, got {variations!r}")
         batch = [p for p in prompts for _ in range(variations)]
         per_prompt = per_prompt_frames(seconds, frames, len(prompts))
         if per_prompt is not None and max(per_prompt) > MAX_FRAMES:
-            return self._generate_long(prompts, per_prompt, seed, variations, settings, progress)
+            return self._generate_long(prompts, per_prompt, seed, variations, settings, progress, constraints)
         generators = self.generators([seed + k for _ in prompts for k in range(variations)])
 
         report(progress, "text", 0.0)
         features = self.encode_text(batch)
         if per_prompt is None:
             report(progress, "length", 0.05)
-            token_lengths = self.estimate_tokens(features, generators)
+            least = -(-(last_frame(constraints) + 1) // self.frames_per_token)
+            if least * self.frames_per_token > MAX_FRAMES:
+                raise ModelError(f"a constraint falls on frame {last_frame(constraints)}, past what one call makes "
+                                 f"without a length ({MAX_FRAMES} frames): give the length")
+            token_lengths = [max(n, least) for n in self.estimate_tokens(features, generators)]
         else:
             token_lengths = [frames_to_tokens(f, self.frames_per_token) for f in per_prompt for _ in range(variations)]
+            check_frames(constraints, min(token_lengths) * self.frames_per_token)
 
-        return self._tokens_to_motion(features, token_lengths, settings, generators, batch, progress)
+        motion = self._tokens_to_motion(features, token_lengths, settings, generators, batch, progress)
+        return control.direct_motion(motion, constraints)
 
     def _tokens_to_motion(self, text_features: torch.Tensor, token_lengths: list[int], settings: GenerationSettings,
                           generators: list[torch.Generator], prompts: list[str], progress: Progress | None, *,
@@ -86,24 +97,30 @@ class MoMask(TokenModel):
         return result
 
     def _generate_long(self, prompts: list[str], frames: list[int], seed: int, variations: int,
-                       settings: GenerationSettings, progress: Progress | None) -> Motion:
+                       settings: GenerationSettings, progress: Progress | None,
+                       constraints: list[Constraint]) -> Motion:
         """Lengths past one model call: each prompt's motion is made window by window."""
         parts = [generate_sequence(self, [Segment(p, f)], seed=seed, variations=variations, settings=settings,
-                                   progress=progress) for p, f in zip(prompts, frames, strict=True)]
+                                   progress=progress, constraints=constraints)
+                 for p, f in zip(prompts, frames, strict=True)]
         return stack_motions(parts)
 
     def edit(self, prompts: Sequence[str] | str, ids: torch.Tensor | np.ndarray, edit_mask: torch.Tensor | np.ndarray,
              *, seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None,
-             on_step: Callable[[int, torch.Tensor], None] | None = None) -> Motion:
+             on_step: Callable[[int, torch.Tensor], None] | None = None,
+             constraints: Sequence[Constraint] | None = None) -> Motion:
         """Regenerate the tokens where `edit_mask` (B, N) is True, keeping the others (temporal inpainting).
 
         `ids` (B, N, Q) or base ids (B, N) of an encoded motion; the masked transformer refills the
         masked base tokens with the prompt in context, then every residual layer is predicted
-        again for the whole motion, as the official editing script does.
+        again for the whole motion, as the official editing script does. `constraints` (frames of
+        the motion, positions in the frame its decoded joints are in) must fall on regenerated
+        frames of every motion; only regenerated frames change to meet them.
         """
         settings = settings or GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE)
         settings.validate()
         prompts = check_prompts(prompts)
+        constraints = control.prepare(constraints, self.joints_num)
         ids = torch.as_tensor(np.asarray(ids) if isinstance(ids, np.ndarray) else ids).to(self.device)
         base = ids[..., 0] if ids.ndim == 3 else ids
         mask = torch.as_tensor(np.asarray(edit_mask) if isinstance(edit_mask, np.ndarray) else edit_mask)
@@ -117,27 +134,35 @@ class MoMask(TokenModel):
             raise ModelError("token ids out of range for this model")
         generators = self.generators([seed] * len(prompts))
         lengths = [base.shape[1]] * len(prompts)
+        # the frames every motion regenerates: a constraint must fall on one of them
+        editable_frames = mask.all(0).repeat_interleave(self.frames_per_token).cpu().numpy()
+        if constraints:
+            check_frames(constraints, len(editable_frames))
+            control.spans_for(constraints, editable_frames)
         report(progress, "text", 0.0)
         features = self.encode_text(prompts)
-        return self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
-                                      editable=mask, on_step=on_step)
+        motion = self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
+                                        editable=mask, on_step=on_step)
+        return control.direct_motion(motion, constraints, editable_frames=editable_frames)
 
     # ----------------------------------------------------------------------------- along time
 
     def generate_sequence(self, segments: Sequence[Segment], *, seed: int = 0, variations: int = 1,
-                          settings: GenerationSettings | None = None, progress: Progress | None = None) -> Motion:
+                          settings: GenerationSettings | None = None, progress: Progress | None = None,
+                          constraints: Sequence[Constraint] | None = None) -> Motion:
         """One continuous motion through each segment's prompt in turn (`timeline.generate_sequence`).
 
         This and the two below are also `serve.client.RemoteModel`'s calls, so a caller holds
         either model and calls the same methods."""
         return generate_sequence(self, segments, seed=seed, variations=variations, settings=settings,
-                                 progress=progress)
+                                 progress=progress, constraints=constraints)
 
     def edit_range(self, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *, seed: int = 0,
-                   settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
+                   settings: GenerationSettings | None = None, progress: Progress | None = None,
+                   constraints: Sequence[Constraint] | None = None) -> Edited:
         """Frames start..end (inclusive) of one motion regenerated in context (`timeline.edit_range`)."""
         return edit_range(self, features, start_frame, end_frame, prompt, seed=seed, settings=settings,
-                          progress=progress)
+                          progress=progress, constraints=constraints)
 
     def extend(self, features: np.ndarray, prompt: str, *, frames_before: int = 0, frames_after: int = 0,
                seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:

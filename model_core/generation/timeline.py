@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..control import apply as control
+from ..control.constraints import Constraint, check_frames
 from ..errors import ModelError
 from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 from .model import TokenModel
@@ -50,10 +52,12 @@ def _fill(model: TokenModel, text: torch.Tensor, ids: torch.Tensor, editable: to
 
 def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: int = 0, variations: int = 1,
                       settings: GenerationSettings | None = None, context_frames: int = CONTEXT_FRAMES,
-                      progress: Progress | None = None) -> Motion:
-    """One continuous motion per variation following each segment's prompt in turn, any length."""
+                      progress: Progress | None = None, constraints: Sequence[Constraint] | None = None) -> Motion:
+    """One continuous motion per variation following each segment's prompt in turn, any length;
+    each meets `constraints` (frames of the whole sequence)."""
     settings = settings or GenerationSettings()
     settings.validate()
+    constraints = control.prepare(constraints, model.joints_num)
     unit = model.frames_per_token
     window = MAX_FRAMES // unit
     context = max(1, min(context_frames // unit, window // 2))
@@ -66,6 +70,7 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
     bounds = np.cumsum([0] + [s.frames for s in segments]) // unit
     if bounds[-1] < 1 or any(b1 <= b0 for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True)):
         raise ModelError(f"every segment must last at least {unit} frames ({unit / FPS:.1f} s)")
+    check_frames(constraints, int(bounds[-1]) * unit)
     generators = model.generators([seed + k for k in range(variations)])
     texts = {p: model.encode_text([p] * variations) for p in dict.fromkeys(s.prompt for s in segments)}
     ids: torch.Tensor | None = None
@@ -92,7 +97,7 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
         if progress is not None:
             progress("base tokens", 0.9 * done / bounds[-1])
     prompts = [" / ".join(s.prompt for s in segments)] * variations
-    motion = model.decode(ids, [ids.shape[1] * unit] * variations, prompts)
+    motion = control.direct_motion(model.decode(ids, [ids.shape[1] * unit] * variations, prompts), constraints)
     motion.seams = seams
     if progress is not None:
         progress("done", 1.0)
@@ -100,14 +105,18 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
 
 
 def edit_range(model: TokenModel, features: np.ndarray, start_frame: int, end_frame: int, prompt: str, *,
-               seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None) -> Edited:
+               seed: int = 0, settings: GenerationSettings | None = None, progress: Progress | None = None,
+               constraints: Sequence[Constraint] | None = None) -> Edited:
     """Regenerate frames start..end (inclusive) of one motion (T, C) with the prompt, in context.
 
     The motion is cut to whole tokens (at most one model call); the tokens covering the range
-    are regenerated (rounded outward), every other token keeps all its layers.
+    are regenerated (rounded outward), every other token keeps all its layers. `constraints`
+    fall on regenerated frames, with positions in the frame of `recover_from_ric(features)`
+    (where the returned joints are): the regenerated frames meet them, no other frame changes.
     """
     settings = settings or GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE)
     settings.validate()
+    constraints = control.prepare(constraints, model.joints_num)
     features = _one_motion(model, features)
     frames = features.shape[0] - features.shape[0] % model.frames_per_token
     if not 0 <= start_frame <= end_frame < frames:
@@ -118,10 +127,14 @@ def edit_range(model: TokenModel, features: np.ndarray, start_frame: int, end_fr
         raise ModelError("the range covers the whole motion: leave some frames as context, or generate instead")
     editable = torch.zeros(ids.shape[:2], dtype=torch.bool, device=model.device)
     editable[:, first:last] = True
+    unit = model.frames_per_token
+    editable_frames = np.zeros(frames, bool)
+    editable_frames[first * unit: last * unit] = True
+    control.spans_for(constraints, editable_frames)  # before the model runs: a misplaced one fails fast
     text = model.encode_text([prompt])
     filled = _fill(model, text, ids, editable, settings, model.generators([seed]), progress)
     motion = model.decode(filled, [frames], [prompt])
-    unit = model.frames_per_token
+    motion = control.direct_motion(motion, constraints, editable_frames=editable_frames)
     return Edited(motion, first * unit, last * unit)
 
 

@@ -125,16 +125,18 @@ class RemoteModel:
         self.client = client
 
     def generate(self, prompts, seconds=None, *, seed: int = 0, variations: int = 1, settings=None,
-                 progress=None):
+                 progress=None, constraints=None):
         body = {"prompts" if isinstance(prompts, list | tuple) else "prompt": prompts, "seconds": _plain(seconds),
-                "seed": int(seed), "variations": int(variations), **_settings(settings)}
+                "seed": int(seed), "variations": int(variations), **_settings(settings), **_constraints(constraints)}
         return _motion(self.client.generate(body, progress))
 
-    def generate_sequence(self, segments, *, seed: int = 0, variations: int = 1, settings=None, progress=None):
+    def generate_sequence(self, segments, *, seed: int = 0, variations: int = 1, settings=None, progress=None,
+                          constraints=None):
         from ..settings import FPS
 
         rows = [{"prompt": s.prompt, "seconds": s.frames / FPS} for s in segments]
-        body = {"sequence": rows, "seed": int(seed), "variations": int(variations), **_settings(settings)}
+        body = {"sequence": rows, "seed": int(seed), "variations": int(variations), **_settings(settings),
+                **_constraints(constraints)}
         return _motion(self.client.generate(body, progress))
 
     def edit_range(self, features, start_frame: int, end_frame: int, prompt: str, *, seed: int = 0, settings=None,
@@ -158,6 +160,15 @@ def _settings(settings, edit: bool = False) -> dict[str, Any]:
         settings = GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE) if edit else GenerationSettings()
     return {"steps": settings.steps, "guidance": settings.guidance, "residual_guidance": settings.residual_guidance,
             "temperature": settings.temperature, "topk": settings.topk, "include_features": True}
+
+
+def _constraints(constraints) -> dict[str, Any]:
+    """The request's `constraints` field (model_core.control's JSON form), or nothing."""
+    if not constraints:
+        return {}
+    from ..control.constraints import to_json
+
+    return {"constraints": to_json(constraints)}
 
 
 def _plain(seconds):

@@ -137,12 +137,11 @@ class Engine:
         request, progress = ticket.request, _fan_out([ticket])
         settings = request.settings()
         if request.sequence is not None:
-            if request.constraints is not None:
-                raise RequestError("not supported with a sequence by this server yet", "constraints")
+            constraints = parse_constraints(request.constraints) if request.constraints is not None else None
             segments = [Segment(row.prompt, int(np.floor(row.seconds * FPS + 1e-6))) for row in request.sequence]
             motion = self._locked(lambda: generate_sequence(self.model, segments, seed=request.seed,
                                                             variations=request.variations, settings=settings,
-                                                            progress=progress))
+                                                            progress=progress, constraints=constraints))
         else:
             extra = {}
             if request.constraints is not None:

@@ -81,6 +81,10 @@ class BakeJob:
     segments: list | None = None            # a prompt sequence (model_core Segments): one motion through each
     controls: object | None = None          # rigify_rig.ControlPlan: bake a generated Rigify rig's controls
     detection: object | None = None         # bone_map.Detection when the map was detected, not stored
+    constraints: list = field(default_factory=list)  # model_core Constraints (model space) every motion meets
+    placement: object | None = None         # rig.directing.Placement: a directed motion's place on the rig
+    reaches: list = field(default_factory=list)  # (scene frame, joint, world target): met on the rig's own limbs
+    key_frames: list = field(default_factory=list)  # scene frames of keyed poses (the rig's reach fix leaves them)
 
 
 # ----------------------------------------------------------------------------- prepare (bpy)
@@ -127,11 +131,13 @@ def store_detection(obj, detection) -> None:
 
 
 def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str = "",
-            root_motion: str = "full", foot_lock: bool = True, segments: list | None = None) -> BakeJob:
+            root_motion: str = "full", foot_lock: bool = True, segments: list | None = None,
+            direction=None) -> BakeJob:
     """Check the inputs and read everything the bake needs from Blender. Changes nothing.
 
     The motion comes from `source_path` (a motion file), or the model: `generation`, and with
-    `segments` one continuous motion through a prompt sequence."""
+    `segments` one continuous motion through a prompt sequence. `direction`
+    (`jobs.directing.Direction`): keyed poses, a path and targets the generated motion meets."""
     from ..rig.bone_map import missing_required
     from ..rig.resample import scene_fps
     from ..scene.rig_reader import check_armature, read_rig
@@ -170,9 +176,26 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
             raise MomaskError("the prompt is empty: describe the motion in a sentence")
         generation.check_model()
         job.action_name = prompt.strip()
+    if direction is not None and direction.wanted():
+        if source_path:
+            raise MomaskError("a motion file is baked as it is: keyed poses, paths and targets direct generated "
+                              "motion only")
+        from . import directing
+
+        job.constraints, job.placement, job.reaches, job.key_frames = directing.for_generate(
+            context, obj, plan, direction, job.frame_start, options.fps, _model_frames(generation, segments))
     job.action_name = job.action_name[:MAX_PROMPT_NAME]
     job.timings["prepare_s"] = time.perf_counter() - started
     return job
+
+
+def _model_frames(generation: Generation, segments: list | None) -> int | None:
+    """Frames (20 fps, whole tokens) the model will make, or None when its estimator picks."""
+    if segments:
+        return sum(s.frames for s in segments) // 4 * 4
+    if generation.seconds is None:
+        return None
+    return int(generation.seconds * FPS + 1e-6) // 4 * 4
 
 
 def sequence_segments(text: str) -> list:
@@ -200,20 +223,33 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
         motions = [job.source]
         fps = job.source_fps
     else:
-        motions, timings, job.seams = generate(job.generation, progress, job.segments)
+        motions, timings, job.seams = generate(job.generation, progress, job.segments, job.constraints)
         job.timings.update(timings)
         fps = FPS
     started = time.perf_counter()
     job.joints = motions
-    job.bakes = [retarget(m, job.plan, job.options, src_fps=fps) for m in motions]
+    options = job.options
+    if job.constraints:  # a directed motion: already where the rig stands, in rig space once placed
+        import dataclasses
+
+        motions = [job.placement.to_rig(m) for m in motions]
+        options = dataclasses.replace(options, placed=True)
+    job.bakes = [retarget(m, job.plan, options, src_fps=fps) for m in motions]
+    if job.reaches:  # the rig's limbs are not the model's scaled: put its hands and feet on the targets
+        from ..rig.reach import reach_on_rig
+
+        reaches = [(frame - job.frame_start, joint, world) for frame, joint, world in job.reaches]
+        keys = [frame - job.frame_start for frame in job.key_frames]
+        job.bakes = [reach_on_rig(b, job.plan, reaches, width=options.fps, fixed=keys) for b in job.bakes]
     job.timings["retarget_s"] = time.perf_counter() - started
     return job
 
 
-def generate(gen: Generation, progress=None, segments=None) -> tuple[list[np.ndarray], dict[str, float], list[int]]:
+def generate(gen: Generation, progress=None, segments=None,
+             constraints=None) -> tuple[list[np.ndarray], dict[str, float], list[int]]:
     """Joint motions (T, 22, 3) from the model, one per variation, each cut to its own length, and
     the frames where a long motion's windows meet. With `segments`, one continuous motion follows
-    each segment's prompt in turn."""
+    each segment's prompt in turn; each motion meets `constraints`."""
     from .model_cache import model_for
 
     started = time.perf_counter()
@@ -225,10 +261,10 @@ def generate(gen: Generation, progress=None, segments=None) -> tuple[list[np.nda
         settings = gen.settings()
         if segments:
             motion = model.generate_sequence(segments, seed=gen.seed, variations=gen.variations, settings=settings,
-                                             progress=progress)
+                                             progress=progress, constraints=constraints)
         else:
             motion = model.generate([gen.prompt], gen.seconds, seed=gen.seed, variations=gen.variations,
-                                    settings=settings, progress=progress)
+                                    settings=settings, progress=progress, constraints=constraints)
     except model_core.ModelError as err:
         raise MomaskError(str(err)) from None
     joints = np.asarray(motion.joints, dtype=np.float64)
@@ -386,6 +422,7 @@ def summary(job: BakeJob, actions) -> dict:
         "foot_lock": job.options.foot_lock,
         "scale": round(job.bakes[0].scale, 5),
         "seams": job.seams,
+        "constraints": len(job.constraints),
         "seconds": {k: round(v, 4) for k, v in job.timings.items()},
     }
 

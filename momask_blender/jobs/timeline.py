@@ -48,13 +48,15 @@ class TimelineJob:
     fps: float
     keep_original: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    constraints: list = field(default_factory=list)  # model_core Constraints: rig space, decoded frames
 
 
 def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_job.Generation,
-                     keep_original: bool = False) -> TimelineJob:
+                     keep_original: bool = False, direction=None) -> TimelineJob:
     """Check the input and read the window's evaluated pose and the action. Changes nothing.
 
-    `window_for(anim_start, anim_end, fps)` plans the window (a range, or an extension)."""
+    `window_for(anim_start, anim_end, fps)` plans the window (a range, or an extension);
+    `direction` (`jobs.directing.Direction`): keyed poses, a path and targets the new frames meet."""
     from ..rig.bone_map import missing_required
     from ..rig.plan import plan_rig
     from ..rig.resample import scene_fps
@@ -94,6 +96,10 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     job = TimelineJob(object_name=obj.name, action_name=action.name, plan=plan, window=window, joints=joints,
                       prompt=prompt.strip(), generation=generation, channels=channels, fps=fps,
                       keep_original=keep_original)
+    if direction is not None and direction.wanted():
+        from . import directing
+
+        job.constraints = directing.for_range(context, obj, plan, direction, window)
     job.timings["prepare_s"] = time.perf_counter() - started
     return job
 
@@ -120,7 +126,7 @@ def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     if progress is not None:
         progress("regenerating", 0.1)
     decoded = inpaint.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
-                                   settings=gen.settings(), progress=progress)
+                                   settings=gen.settings(), progress=progress, constraints=job.constraints)
     model_done = time.perf_counter()
     new = interpolate(decoded, job.window.blend_positions())
     quats, location = inpaint.pose_from_joints(job.plan, new)
@@ -177,6 +183,7 @@ def apply_timeline(context, job: TimelineJob) -> dict:
             "tokens_cover": list(covered), "window": [float(job.window.first),
                                                       float(job.window.sample_frames()[-1])],
             "curves": sum(ch.values.shape[1] for ch in job.channels), "original_copy": copy.name if copy else None,
+            "constraints": len(job.constraints),
             "seconds": {k: round(v, 4) for k, v in job.timings.items()}}
 
 

@@ -39,7 +39,7 @@ from .rotations import (
     signed_angle,
     swing,
 )
-from .skeleton import FPS, JOINTS, NEXT, PARENTS, check_joints, to_blender
+from .skeleton import FPS, JOINTS, NEXT, PARENTS, PELVIS_HEIGHT, check_joints, to_blender
 
 ROOT_MOTIONS = ("full", "in-place", "keep")
 # How strongly a thigh/upper arm keeps its parent-relative twist against the knee/elbow bend
@@ -52,6 +52,7 @@ class RetargetOptions:
     fps: float = FPS                 # the scene's frame rate (fps / fps_base)
     root_motion: str = "full"        # full | in-place | keep
     foot_lock: bool = True
+    placed: bool = False             # the joints are in rig space (a directed motion): no re-placing
 
     def __post_init__(self):
         if self.root_motion not in ROOT_MOTIONS:
@@ -224,24 +225,30 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
     """Bake source joints (T, 22, 3; HumanML3D axes, metres, `src_fps`) onto the planned rig."""
     J = check_joints(joints)
     J = to_blender(resample(J, src_fps, options.fps))
-    J = align_source(J, plan)
+    if options.placed:  # rig space (see rig.directing): the place and the size are already the rig's
+        scale = plan.leg_length / SOURCE_LEG
+    else:
+        J = align_source(J, plan)
+        scale = plan.leg_length / max(source_leg_length(J), 1e-6)
     F = len(J)
-    scale = plan.leg_length / max(source_leg_length(J), 1e-6)
 
     Q = solve_rotations(J, plan)
     pelvis = plan.joint_bone[0]
     target = np.empty((F, 3))
     if options.root_motion == "full":
-        target[:, :2] = plan.heads[pelvis, :2] + scale * J[:, 0, :2]
+        target[:, :2] = (0.0 if options.placed else plan.heads[pelvis, :2]) + scale * J[:, 0, :2]
     else:
         target[:, :2] = plan.heads[pelvis, :2]
-    target[:, 2] = scale * J[:, 0, 2]
-    # Mover displacement with the pelvis height still uncalibrated, then set the feet on the floor.
-    offset = target - plan.heads[pelvis]
-    heads = forward_kinematics(plan, Q, offset)
-    low = _foot_points(plan, heads, Q).min(axis=1)
-    lift = _rest_foot_height(plan) - np.percentile(low, 5)
-    offset[:, 2] += lift
+    if options.placed:  # heights from the rest pelvis, as rig space measures them
+        target[:, 2] = plan.heads[pelvis, 2] + scale * (J[:, 0, 2] - PELVIS_HEIGHT)
+        offset = target - plan.heads[pelvis]
+    else:
+        target[:, 2] = scale * J[:, 0, 2]
+        # Mover displacement with the pelvis height still uncalibrated, then set the feet on the floor.
+        offset = target - plan.heads[pelvis]
+        heads = forward_kinematics(plan, Q, offset)
+        low = _foot_points(plan, heads, Q).min(axis=1)
+        offset[:, 2] += _rest_foot_height(plan) - np.percentile(low, 5)
     heads = forward_kinematics(plan, Q, offset)
 
     planted = feet.detect_points(J, options.fps)

@@ -331,9 +331,10 @@ def fade_values(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int)
 
 
 def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed: int = 0,
-                 settings=None, progress=None) -> np.ndarray:
+                 settings=None, progress=None, constraints=()) -> np.ndarray:
     """Run the model on the sampled window joints (samples, 22, 3; HumanML3D axes) and return
-    the decoded window (decoded, 22, 3) placed back where the sampled window was. `model` is a
+    the decoded window (decoded, 22, 3) placed back where the sampled window was, its
+    regenerated frames meeting `constraints` (decoded frames, the samples' space). `model` is a
     loaded `MoMask` or a server's `RemoteModel`: both have `edit_range` and `extend`."""
     import model_core
     from model_core.motion import joints_to_features
@@ -359,7 +360,15 @@ def model_window(model, window: Window, joints: np.ndarray, prompt: str, *, seed
         raise MomaskError(f"the model regenerated frames {edited.frame_start}-{edited.frame_end}, expected "
                           f"{window.edit_start}-{window.edit_end}")
     own = decoded[window.offset: window.offset + window.frames]
-    return put_back(decoded, own, joints[: window.frames], window.context_mask())
+    placed = put_back(decoded, own, joints[: window.frames], window.context_mask())
+    if not constraints:
+        return placed
+    from model_core.control import meet_constraints
+
+    try:
+        return meet_constraints(placed, constraints, span=(window.edit_start, window.edit_end))
+    except model_core.ModelError as err:
+        raise MomaskError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- channels

@@ -14,6 +14,7 @@ from ..jobs import bake as job
 from ..jobs import modal
 from ..scene import variations
 from . import preferences, server_ops
+from .direct_panel import DirectedOperator
 from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS
 
 # The last finished job, for scripts and the command line (summary, BVH export).
@@ -36,7 +37,7 @@ def _settings(context):
     return getattr(context.scene, "momask", None)
 
 
-class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
+class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Operator):
     """Generate a motion from the prompt (or bake a motion file) onto the active armature"""
 
     bl_idname = "momask.generate"
@@ -93,6 +94,7 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
 
     def invoke(self, context, event):
         self.fill_from_scene(context)
+        self.fill_direction(context)
         return modal.ModalJobOperator.invoke(self, context, event)
 
     # --- the job: prepare (main thread) → compute (worker) → apply (main thread)
@@ -103,7 +105,7 @@ class MOMASK_OT_generate(modal.ModalJobOperator, bpy.types.Operator):
         prepared = job.prepare(context, _active_armature(context), prompt=self.prompt,
                                generation=None if self.source else self._generation(context),
                                source_path=bpy.path.abspath(self.source) if self.source else "",
-                               root_motion=self.root_motion, foot_lock=self.foot_lock)
+                               root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())
         return prepared, threads
 
     def job_compute(self, data, progress):

@@ -17,6 +17,7 @@ from ..jobs.timeline import apply_timeline, compute_timeline, prepare_timeline
 from ..rig import windows as inpaint
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
+from .direct_panel import DirectedOperator
 from .properties import DEFAULTS
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
@@ -63,7 +64,7 @@ def _active_armature(context):
     return context.active_object if context.active_object is not None else context.view_layer.objects.active
 
 
-class _EditInPlace(_Generation, _JobBase):
+class _EditInPlace(DirectedOperator, _Generation, _JobBase):
     """What regenerating a range and extending share: the window runs through the model, the
     action is edited in place; `plan` picks the window, `done_message` reports the frames."""
 
@@ -77,9 +78,14 @@ class _EditInPlace(_Generation, _JobBase):
     def plan(self):
         raise NotImplementedError
 
+    def invoke(self, context, event):
+        self.fill_direction(context)
+        return _JobBase.invoke(self, context, event)
+
     def job_prepare(self, context):
         return prepare_timeline(context, _active_armature(context), self.plan(), prompt=self.prompt,
-                                generation=self.generation(context), keep_original=self.keep_original)
+                                generation=self.generation(context), keep_original=self.keep_original,
+                                direction=self.direction())
 
     def job_compute(self, data, progress):
         return compute_timeline(data, progress)
@@ -126,7 +132,7 @@ class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
         return lambda lo, hi, fps: inpaint.plan_extension(lo, hi, seconds, side, fps)
 
 
-class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
+class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.types.Operator):
     """Generate one continuous motion of any length (up to 10 minutes) from a prompt sequence"""
 
     bl_idname = "momask.generate_sequence"
@@ -166,7 +172,11 @@ class MOMASK_OT_generate_sequence(_Generation, _JobBase, bpy.types.Operator):
         seconds = sum(s.frames for s in segments) / FPS
         return bake_job.prepare(context, _active_armature(context), prompt=title,
                                 generation=self.generation(context, title, seconds), root_motion=self.root_motion,
-                                foot_lock=self.foot_lock, segments=segments)
+                                foot_lock=self.foot_lock, segments=segments, direction=self.direction())
+
+    def invoke(self, context, event):
+        self.fill_direction(context)
+        return _JobBase.invoke(self, context, event)
 
     def job_compute(self, job, progress):
         return bake_job.compute(job, progress)

@@ -1,0 +1,195 @@
+"""Constraints: parsing untrusted JSON, the smooth correction curves, and the analytic pass that
+meets them on a real motion (NumPy only, no model)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_core import ModelError
+from model_core.control import JOINT_NAMES, Constraint, parse_constraints
+from model_core.control.curves import held_curve, local_curve
+from model_core.control.direct import direct_joints, errors
+from model_core.control.targets import Targets
+from model_core.motion.skeleton import T2M
+
+# ----------------------------------------------------------------------------- parsing
+
+finite = st.floats(-50, 50, allow_nan=False)
+one = st.one_of(
+    st.builds(lambda f, j, p: {"frame": f, "joint": j, "position": p}, st.integers(0, 500),
+              st.sampled_from(JOINT_NAMES), st.lists(finite, min_size=3, max_size=3)),
+    st.builds(lambda f, j, p: {"frame": f, "joint": j, "position": p, "axes": "xz"}, st.integers(0, 500),
+              st.sampled_from(JOINT_NAMES), st.lists(finite, min_size=2, max_size=2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(one, max_size=12))
+def test_valid_documents_parse_to_one_constraint_per_joint_and_frame(items):
+    try:
+        parsed = parse_constraints({"constraints": items})
+    except ModelError as err:  # only a real disagreement for one joint at one frame may fail
+        assert "two different targets" in str(err)
+        return
+    assert len({(c.frame, c.joint) for c in parsed}) == len(parsed) <= len(items)
+    for c in parsed:
+        given_here = [i for i in items if (i["frame"], i["joint"]) == (c.frame, c.joint)]
+        assert any(tuple(float(v) for v in i["position"]) == c.position for i in given_here)
+        assert len(c.position) == (2 if c.axes == "xz" else 3)
+
+
+def _doc(**change) -> dict:
+    item = {"frame": 40, "joint": "left_wrist", "position": [0.3, 1.2, 0.9], **change}
+    return {"constraints": [{"frame": 0, "joint": "pelvis", "position": [0, 0], "axes": "xz"}, item]}
+
+
+@pytest.mark.parametrize(("doc", "match"), [
+    (_doc(joint="left_wirst"), "unknown joint 'left_wirst'"),
+    (_doc(position=[0.3, float("nan"), 0.9]), "NaN or infinity"),
+    (_doc(position=[0.3, float("inf"), 0.9]), "NaN or infinity"),
+    (_doc(axes="xz"), "axes 'xz' takes 2 numbers, got 3"),
+    (_doc(axes="y"), "axes must be"),
+    (_doc(frame="40"), "frame must be a whole number"),
+    (_doc(frame=40.5), "frame must be a whole number"),
+    (_doc(frame=True), "frame must be a whole number"),
+    (_doc(frame=-1), "frame -1 is outside"),
+    (_doc(position="0.3 1.2 0.9"), "position must be a list"),
+    (_doc(position=[0.3, True, 0.9]), "position must be a list"),
+    (_doc(joint=20), "joint must be a joint name"),
+    (_doc(postion=[1, 2, 3]), "unknown keys"),
+    ({"constraints": [{"frame": 1}]}, "missing"),
+    ({"constraints": "x"}, "must be a list"),
+    ({"targets": []}, "constraints"),
+])
+def test_bad_constraints_name_the_one_at_fault(doc, match):
+    with pytest.raises(ModelError, match=match) as caught:
+        parse_constraints(doc)
+    assert "constraint 0 " in str(caught.value) or "constraint 1 " in str(caught.value) or "constraints" in str(
+        caught.value)
+
+
+def test_two_targets_for_one_joint_at_one_frame():
+    same = {"frame": 3, "joint": "head", "position": [0, 1.6, 0]}
+    assert len(parse_constraints([same, dict(same)])) == 1
+    agreeing = {"frame": 3, "joint": "head", "position": [0, 0], "axes": "xz"}
+    assert parse_constraints([agreeing, same]) == [Constraint(3, "head", (0.0, 1.6, 0.0))]
+    with pytest.raises(ModelError, match="constraints 0 and 1 give head at frame 3 two different targets"):
+        parse_constraints([same, {**same, "position": [0, 1.5, 0]}])
+
+
+def test_frames_outside_a_known_length():
+    with pytest.raises(ModelError, match="frame 40 is outside the motion"):
+        parse_constraints(_doc(), frames=40)
+    assert len(parse_constraints(_doc(), frames=41)) == 2
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+def test_held_curve_meets_anchors_and_stays_flat_outside():
+    curve = held_curve([10, 30, 31], [[1.0], [2.0], [2.5]], 50)[:, 0]
+    assert curve[10] == pytest.approx(1.0) and curve[30] == pytest.approx(2.0) and curve[31] == pytest.approx(2.5)
+    assert np.all(curve[:11] == 1.0) and np.all(curve[31:] == 2.5)
+
+
+def test_local_curve_returns_to_zero_and_keeps_inside_bounds():
+    curve = local_curve([20], [[1.0]], 60, width=8)[:, 0]
+    assert curve[20] == pytest.approx(1.0) and np.all(curve[:13] == 0) and np.all(curve[28:] == 0)
+    assert np.all(np.abs(np.diff(curve)) < 0.25)  # eases in and out, no step
+    inside = local_curve([20], [[1.0]], 60, width=8, bounds=(17, 22))[:, 0]
+    assert np.all(inside[:18] == 0) and np.all(inside[22:] == 0) and inside[20] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- the analytic pass on a real motion
+
+
+@pytest.fixture(scope="module")
+def real(cases) -> np.ndarray:
+    return cases["source_joints"].astype(np.float64)
+
+
+def _accel(joints: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(joints[2:] - 2 * joints[1:-1] + joints[:-2], axis=-1) * 400.0
+
+
+def test_key_poses_path_and_reach_are_met_smoothly(real):
+    motion = real[60:180] - real[60, 0] * [1, 0, 1]
+    keys = {20: real[30], 90: real[110]}
+    cons = [Constraint(k, JOINT_NAMES[j], tuple(p[j])) for k, p in keys.items() for j in range(22)]
+    cons += [Constraint(f, "pelvis", (0.01 * f, 0.02 * f), "xz") for f in range(40, 80, 4)]
+    cons += [Constraint(60, "left_wrist", (0.5, 1.3, 1.6))]
+    out = direct_joints(motion, Targets.from_constraints(cons))
+    assert errors(out, Targets.from_constraints(cons)).max() < 1e-3
+    acc = _accel(out)
+    near = np.zeros(len(acc), bool)
+    for k in keys:
+        near[k - 7: k + 6] = True
+    assert acc[near].max() <= 2.0 * np.percentile(acc[~near], 95)
+    # far from every constraint the pose (relative to the root) is the motion's own
+    far = slice(112, 120)
+    rel = lambda j: j[far] - j[far, :1]  # noqa: E731
+    np.testing.assert_allclose(np.linalg.norm(rel(out), axis=-1), np.linalg.norm(rel(motion), axis=-1), atol=1e-6)
+
+
+def test_reach_keeps_bone_lengths_when_in_reach(real):
+    motion = real[:120] - real[0, 0] * [1, 0, 1]
+    shoulder = motion[60, 16]
+    goal = shoulder + np.array([0.2, -0.1, 0.35])  # 42 cm from the shoulder: the arm is longer
+    out = direct_joints(motion, Targets.from_constraints([Constraint(60, "left_wrist", tuple(goal))]))
+    assert np.linalg.norm(out[60, 20] - goal) < 1e-3
+    lengths = lambda j: np.linalg.norm(j[:, 1:] - j[:, list(T2M.parents[1:])], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(lengths(out), lengths(motion), atol=2e-3)
+
+
+def test_a_span_keeps_every_other_frame(real):
+    motion = real[:120]
+    cons = [Constraint(50, "pelvis", (1.0, 0.9, 1.0)), Constraint(55, "head", (0.5, 1.5, 1.2))]
+    out = direct_joints(motion, Targets.from_constraints(cons), span=(40, 72))
+    assert np.array_equal(out[:40], motion[:40]) and np.array_equal(out[72:], motion[72:])
+    assert errors(out, Targets.from_constraints(cons)).max() < 1e-3
+    assert math.isfinite(float(np.abs(np.diff(out[38:75], axis=0)).max()))
+
+
+def test_a_target_out_of_reach_moves_the_body_not_the_bones(real):
+    motion = real[:120] - real[0, 0] * [1, 0, 1]
+    goal = motion[60, 0] + np.array([1.5, 0.3, 0.4])  # 1.6 m from the hips: no arm reaches that
+    out = direct_joints(motion, Targets.from_constraints([Constraint(60, "left_wrist", tuple(goal))]))
+    assert np.linalg.norm(out[60, 20] - goal) < 1e-3
+    arm = lambda j: np.linalg.norm(j[60, [18, 20]] - j[60, [16, 18]], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(arm(out), arm(motion), atol=2e-3)
+    assert np.linalg.norm((out[60, 0] - motion[60, 0])[[0, 2]]) > 1.0  # the body stepped towards it
+
+
+def test_facings_turn_the_body_and_conflicting_ones_are_refused(real):
+    from model_core.control import Facing
+    from model_core.control.targets import heading_angles
+
+    motion = real[:120] - real[0, 0] * [1, 0, 1]
+    cons = [Facing(f, 1.0 + 0.01 * f) for f in range(30, 90, 4)]
+    out = direct_joints(motion, Targets.from_constraints(cons))
+    got = heading_angles(out, T2M.face_joint_indx)
+    for c in cons:
+        assert abs(np.angle(np.exp(1j * (got[c.frame] - c.angle)))) < 1e-6
+    from model_core.control.constraints import merge_constraints
+    with pytest.raises(ModelError, match="two different facings at frame 3"):
+        merge_constraints([Facing(3, 0.5), Facing(3, 0.6)])
+    with pytest.raises(ModelError, match="finite"):
+        Facing(3, float("nan"))
+
+
+def test_facings_read_from_json_and_back():
+    from model_core.control import Facing
+    from model_core.control.constraints import to_json
+
+    items = [{"frame": 4, "facing": 1.5}, {"frame": 4, "joint": "head", "position": [0, 1.6, 0.2]}]
+    parsed = parse_constraints(items)
+    assert Facing(4, 1.5) in parsed and parse_constraints(to_json(parsed)) == parsed
+    for bad, match in (({"frame": 4, "facing": "north"}, "facing must be a number"),
+                       ({"frame": 4, "facing": 1.0, "joint": "head"}, "exactly the keys frame and facing"),
+                       ({"frame": -2, "facing": 1.0}, "frame must be a whole number")):
+        with pytest.raises(ModelError, match=match) as err:
+            parse_constraints([bad])
+        assert "constraint 0" in str(err.value)
