@@ -112,6 +112,11 @@ def fit_leg(points: np.ndarray, kinds: list[str | None], floor: float, height: f
             chosen["foot"] = b
         cost += _names(kinds, chosen) + _coincident(points, chosen, height)
         costs.append((cost, chosen))
+    return _best_fit(costs, points, height)
+
+
+def _best_fit(costs: list, points: np.ndarray, height: float) -> Fit | None:
+    """The cheapest choice of joints, with how sure it is (how much worse the next choice scores)."""
     if not costs:
         return None
     costs.sort(key=lambda c: c[0])
@@ -183,11 +188,7 @@ def fit_arm(points: np.ndarray, kinds: list[str | None], lateral: np.ndarray, he
                 chosen["collar"] = collar
             cost += _names(kinds, chosen) + _coincident(points, chosen, height)
             costs.append((cost, chosen))
-    if not costs:
-        return None
-    costs.sort(key=lambda c: c[0])
-    best = costs[0][1]
-    return Fit(dict(best), costs[0][0], _confidence(costs, best, points, height))
+    return _best_fit(costs, points, height)
 
 
 def _arm_cost(points, chosen, lateral, shoulder_min) -> float | None:
