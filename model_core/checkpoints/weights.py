@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
                 raise ModelError(f"{path}: entry {key!r} is not a state dict of tensors")
             return state
     raise ModelError(f"{path}: none of the expected entries {list(keys)} found; it has {sorted(checkpoint)}")
+
+
+def indexed_count(state: dict[str, torch.Tensor], pattern: str) -> int:
+    """How many distinct indices `pattern`'s group matches among the keys (e.g. layers of an encoder)."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for key in state if (m := regex.match(key))})
+
+
+def check_option(path: Path, name: str, value: int, found: int, what: str) -> None:
+    """An opt.txt value against what the weights file holds, before anything is built from it."""
+    if value != found:
+        raise ModelError(f"{path}: the weights hold {found} {what}, expected {value} as opt.txt's {name} says: "
+                         "the opt.txt does not belong to these weights")
 
 
 def _first_line(err: Exception) -> str:

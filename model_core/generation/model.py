@@ -17,6 +17,9 @@ from ..checkpoints.layout import MASK_FILE, RESIDUAL_FILE, RVQ_FILE, ModelFolder
 from ..checkpoints.options import read_options
 from ..checkpoints.weights import assign_state, load_weights
 from ..errors import ModelError
+from ..inputs.arrays import finite_values
+from ..inputs.numbers import seed as check_seed
+from ..inputs.statistics import read_statistic
 from ..networks import int8 as fast_path
 from ..networks.length_estimator import LengthEstimator
 from ..networks.rvq import RVQVAE, RVQConfig
@@ -33,14 +36,23 @@ from ..text.tokenizer import tokenize
 from .requests import Motion, check_prompts
 from .sampling import lengths_to_padding, masked_decode, residual_decode
 
+DEVICE_TYPES = ("cpu", "cuda")
+
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
+    """cpu, cuda, cuda:N or auto, as a torch.device that exists here; anything else is a ModelError."""
+    text = str(device).strip().lower()
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for, but PyTorch sees no CUDA GPU")
-    return device
+    kind, _, index = text.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ModelError(f"unknown device {str(device)!r}: use cpu, cuda, cuda:N or auto")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {text!r} asked for, but PyTorch sees no CUDA GPU")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ModelError(f"device {text!r} asked for, but PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device(text)
 
 
 class TokenModel:
@@ -122,7 +134,7 @@ class TokenModel:
     def generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
         """One random stream per sample, on the model's device: a sample's result never depends on
         what else is in its batch."""
-        return [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        return [torch.Generator(device=self.device).manual_seed(check_seed(s)) for s in seeds]
 
     @property
     def feature_dim(self) -> int:
@@ -234,6 +246,10 @@ class TokenModel:
         joints = np.zeros((*features.shape[:2], self.joints_num, 3), np.float32)
         for i, frames in enumerate(lengths):
             joints[i, :frames] = motion_repr.recover_from_ric(features[i, :frames], self.joints_num)
+        try:
+            finite_values(joints, "the generated joints")
+        except ModelError as err:
+            raise ModelError(f"{err}: the weight or statistics files are probably corrupted") from None
             if not as_padded_batch:
                 features[i, frames:] = 0.0
         return Motion(joints=joints, features=features.astype(np.float32), tokens=ids.cpu().numpy(),
@@ -258,18 +274,19 @@ class TokenModel:
 
 
 def _build(cls, config, path: Path, keys: tuple[str, ...]):
-    module = cls(config)
-    assign_state(module, load_weights(path, keys), path)
+    """The network of `config` holding the weights at `path`, checked before anything is allocated.
+
+    The options' counts and sizes are first compared with the weights' own (`config.check_weights`:
+    an opt.txt saying 100000 layers is refused at once), then the module is laid out on the meta
+    device (no memory) and every key and shape compared; the loaded tensors become its parameters.
+    """
+    state = load_weights(path, keys)
+    config.check_weights(state, path)
+    with torch.device("meta"):
+        module = cls(config)
+    assign_state(module, state, path)
     return module.eval()
 
 
 def _load_stat(path: Path, width: int) -> np.ndarray:
-    try:
-        value = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ModelError(f"{path}: not a readable .npy file ({err})") from err
-    if value.shape != (width,):
-        raise ModelError(f"{path}: expected shape ({width},), found {value.shape}")
-    if not np.isfinite(value).all() or (path.name == "std.npy" and (value <= 0).any()):
-        raise ModelError(f"{path}: holds NaN, infinite or non-positive values")
-    return value
+    return read_statistic(path, width)

@@ -1,0 +1,109 @@
+"""Files we write: checked before any work, written whole or not at all.
+
+Every output goes to a temporary file beside the target and is renamed over it only once it is
+complete, so a full disk, a crash or a cancel leaves the previous file (or none) and no partial
+one. A target that exists must be a regular file: a folder, a device (`/dev/full`), a pipe or a
+symbolic link is refused with a message rather than replaced by our file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import ModelError
+
+
+def check_output_file(path, what: str = "output file") -> Path:
+    """The absolute path to write `what` to, or a ModelError saying why it cannot be written there.
+
+    Checks the name, what is there now (nothing, or a regular file we may replace) and the folder
+    (it exists or can be made, and is a folder); the folder is created. Nothing else is touched.
+    """
+    if path is None or not str(path).strip():
+        raise ModelError(f"no {what} given: name the file to write")
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:
+        raise ModelError(f"cannot write the {what} {target}: {_reason(err)}") from None
+    if info is not None:
+        if stat.S_ISLNK(info.st_mode):
+            raise ModelError(f"the {what} {target} is a symbolic link: refusing to replace it; "
+                             "give the path of the file it points to, or remove the link")
+        if stat.S_ISDIR(info.st_mode):
+            raise ModelError(f"the {what} {target} is a folder: give a file name inside it")
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"the {what} {target} exists and is not a regular file (a device, pipe or socket): "
+                             "refusing to write over it")
+        if not os.access(target, os.W_OK):
+            raise ModelError(f"the {what} {target} is read-only: refusing to replace it")
+    _make_folder(target.parent, what)
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ModelError(f"cannot write the {what} {target}: the folder {target.parent} is not writable")
+    return target
+
+
+def _make_folder(folder: Path, what: str) -> None:
+    for parent in [folder, *folder.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ModelError(f"cannot write the {what} under {folder}: {parent} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ModelError(f"cannot make the folder {folder} for the {what}: {_reason(err)}") from None
+
+
+@contextlib.contextmanager
+def replacing(path, what: str = "output file") -> Iterator[BinaryIO]:
+    """An open binary file whose bytes replace `path` when the block ends without an error.
+
+    The bytes go to a temporary file in the same folder (so the rename is atomic), flushed to disk
+    before the rename; on any error the temporary file is removed and `path` is left as it was.
+    OSErrors (a full disk, a vanished folder) become a ModelError naming the file.
+    """
+    target = check_output_file(path, what)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
+    except OSError as err:
+        raise ModelError(f"cannot write the {what} {target}: {_reason(err)}") from None
+    done = False
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode) if target.exists() else 0o644)
+        os.replace(temporary, target)
+        done = True
+    except OSError as err:
+        raise ModelError(f"cannot write the {what} {target}: {_reason(err)}; "
+                         f"{'the previous file is kept' if target.exists() else 'nothing was written'}") from None
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def write_file(path, write: Callable[[BinaryIO], None], what: str = "output file") -> Path:
+    """Call `write(stream)` and put the result at `path` atomically; returns the absolute path written."""
+    target = check_output_file(path, what)
+    with replacing(target, what) as stream:
+        write(stream)
+    return target
+
+
+def write_text(path, text: str, what: str = "output file", encoding: str = "utf-8") -> Path:
+    return write_file(path, lambda stream: stream.write(text.encode(encoding)), what)
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
