@@ -25,7 +25,8 @@ def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
-        raise ModelError(f"{path}: refused to load, it holds more than weights ({_first_line(err)})") from err
+        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(err)}, which a weights file "
+                         "has no reason to contain; use the released file, or ask whoever made this one") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise ModelError(f"{path}: not a readable checkpoint, truncated or corrupted ({_first_line(err)})") from err
     if not isinstance(checkpoint, dict):
@@ -37,6 +38,24 @@ def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
                 raise ModelError(f"{path}: entry {key!r} is not a state dict of tensors")
             return state
     raise ModelError(f"{path}: none of the expected entries {list(keys)} found; it has {sorted(checkpoint)}")
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def refused_content(err: Exception) -> str:
+    """What the refused pickle asked for, in our words: torch's own message advises loading the file
+    unsafely (`weights_only=False`), the one thing a user must not do with a file that was refused."""
+    found = _GLOBAL.search(str(err))
+    return f"Python code or objects ({found.group(1)})" if found else "Python code or objects"
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or inf: they give NaN logits (a crash in sampling) or silent nonsense."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelError(f"{path}: tensor {key!r} holds {bad:,} NaN or infinite values: the file is corrupted")
 
 
 def indexed_count(state: dict[str, torch.Tensor], pattern: str) -> int:
@@ -79,5 +98,6 @@ def assign_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) 
                 f"{path}: tensor {key!r} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
         if not got.is_floating_point() and want.is_floating_point():
             raise ModelError(f"{path}: tensor {key!r} has dtype {got.dtype}, expected floating point")
+    check_finite(state, path)
     converted = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in state.items()}
     module.load_state_dict(converted, strict=True, assign=True)

@@ -6,6 +6,7 @@ whatever else is in the batch.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -84,6 +85,8 @@ class TokenModel:
         for path in folders.files():
             if not path.is_file():
                 raise ModelError(f"missing model file: expected {path}")
+        mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)  # small files: checked first
+        std = _load_stat(folders.rvq / "meta" / "std.npy", folders.feature_dim)
         try:
             text_model = load_clip_text(clip, device="cpu")
         except ModelError:
@@ -110,13 +113,7 @@ class TokenModel:
         residual_model = _build(ResidualTransformer,
                                 transformer_config(folders.residual_transformer, TRAINING_DEFAULT_HEADS),
                                 folders.residual_transformer / RESIDUAL_FILE, ("res_transformer",))
-        length_state = load_weights(folders.length_estimator, ("estimator",))
-        last = max((k for k in length_state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
-        length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
-        assign_state(length_model, length_state, folders.length_estimator)
-
-        mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)
-        std = _load_stat(folders.rvq / "meta" / "std.npy", folders.feature_dim)
+        length_model = _length_estimator(folders.length_estimator, clip_dim)
         model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device)
         model.to(device)
         if fast:
@@ -286,6 +283,18 @@ def _build(cls, config, path: Path, keys: tuple[str, ...]):
         module = cls(config)
     assign_state(module, state, path)
     return module.eval()
+
+
+def _length_estimator(path: Path, clip_dim: int) -> LengthEstimator:
+    """The length estimator; its number of lengths is read off its last layer's weight."""
+    state = load_weights(path, ("estimator",))
+    layers = [(int(m.group(1)), k) for k in state if (m := re.match(r"^output\.(\d+)\.weight$", k))]
+    if not layers or state[max(layers)[1]].ndim != 2:
+        raise ModelError(f"{path}: no output.N.weight matrices, so not a length estimator")
+    with torch.device("meta"):
+        model = LengthEstimator(clip_dim, int(state[max(layers)[1]].shape[0]))
+    assign_state(model, state, path)
+    return model
 
 
 def _load_stat(path: Path, width: int) -> np.ndarray:

@@ -16,7 +16,8 @@ def finite(value, name: str, low: float | None = None, high: float | None = None
         raise ModelError(f"{name} must be a number, got {value!r}")
     number = float(value)
     if not math.isfinite(number):
-        raise ModelError(f"{name} must be a finite number, got {value!r}")
+        bounds = f" {_range(low, high)}" if low is not None or high is not None else ""
+        raise ModelError(f"{name} must be a finite number{bounds}, got {value!r}")
     if above is not None and not number > above:
         raise ModelError(f"{name} must be more than {above:g}{_upto(high)}, got {number:g}")
     if (low is not None and number < low) or (high is not None and number > high):

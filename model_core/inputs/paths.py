@@ -27,6 +27,7 @@ def check_output_file(path, what: str = "output file") -> Path:
     if path is None or not str(path).strip():
         raise ModelError(f"no {what} given: name the file to write")
     target = Path(os.path.abspath(Path(path).expanduser()))
+    _check_ancestors(target.parent, what)
     try:
         info = os.lstat(target)
     except FileNotFoundError:
@@ -42,7 +43,7 @@ def check_output_file(path, what: str = "output file") -> Path:
         if not stat.S_ISREG(info.st_mode):
             raise ModelError(f"the {what} {target} exists and is not a regular file (a device, pipe or socket): "
                              "refusing to write over it")
-        if not os.access(target, os.W_OK):
+        if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
             raise ModelError(f"the {what} {target} is read-only: refusing to replace it")
     _make_folder(target.parent, what)
     if not os.access(target.parent, os.W_OK | os.X_OK):
@@ -50,12 +51,16 @@ def check_output_file(path, what: str = "output file") -> Path:
     return target
 
 
-def _make_folder(folder: Path, what: str) -> None:
+def _check_ancestors(folder: Path, what: str) -> None:
+    """The nearest existing folder above the target is a folder (not a file the path runs through)."""
     for parent in [folder, *folder.parents]:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise ModelError(f"cannot write the {what} under {folder}: {parent} is a file, not a folder")
-            break
+            return
+
+
+def _make_folder(folder: Path, what: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -107,3 +112,22 @@ def write_text(path, text: str, what: str = "output file", encoding: str = "utf-
 
 def _reason(err: OSError) -> str:
     return err.strerror or type(err).__name__
+
+
+def write_npz(path, arrays: dict, what: str = "output file") -> Path:
+    """What `np.savez` writes, to exactly `path` (no `.npz` appended), atomically.
+
+    The archive is closed even when a write fails (np.savez leaves it to the garbage collector,
+    which then prints a traceback about a closed file).
+    """
+    import zipfile
+
+    import numpy as np
+
+    def write(stream: BinaryIO) -> None:
+        with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, value in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+    return write_file(path, write, what)
