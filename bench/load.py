@@ -2,13 +2,15 @@
 
     python -m bench.load [--repeats 5] [--threads 2] [--policies spin,passive,...] [--tiny]
 
-Users' machines are never idle. For each policy a fresh process (the policy has to be in the
-environment before torch is imported) loads the released-shape weights and times one generation
-(1 x 196 frames, 10 steps) `--repeats` times idle, then starts a background process that keeps
-every core busy multiplying matrices, times the same generation again, and stops it: idle and
-loaded figures of one process side by side (median and worst). `default` is what the command lines,
-the server and the add-on get (model_core sets it at import); the others name their variables.
-The machine is shared: compare policies within one run, and repeat the run.
+Users' machines are never idle. Each policy gets its own process (the policy has to be in the
+environment before torch is imported) that loads the released-shape weights once and times one
+generation (1 x 196 frames, 10 steps) when asked. The benchmark then runs `--repeats` blocks: every
+policy once on the idle machine, then, with a background process started that keeps every core
+busy multiplying matrices, every policy once more; the load is stopped at the end of each block
+and the order of policies rotates. Reported side by side per policy: idle and loaded, median and
+worst. `default` is what the command lines, the server and the add-on get (model_core sets it at
+import); the others name their variables. The machine may be shared: compare policies within one
+run, and repeat the run.
 """
 from __future__ import annotations
 
@@ -80,17 +82,8 @@ def stop_load(process: subprocess.Popen) -> None:
 # ----------------------------------------------------------------------------- one policy (child)
 
 
-def _times(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(round(time.perf_counter() - start, 4))
-    return out
-
-
-def measure(folder: Path, policy: str, threads: int, repeats: int, cores: int) -> dict:
-    """Inside the child: idle runs, then runs with the background load on, same process."""
+def serve(folder: Path, policy: str, threads: int) -> None:
+    """Inside the child: load, warm up, then time one generation per line read from stdin."""
     if policy == "default":
         from model_core import threads as wait  # first: its policy enters the environment before torch loads
     import torch
@@ -102,45 +95,78 @@ def measure(folder: Path, policy: str, threads: int, repeats: int, cores: int) -
 
     model = MoMask.load(folder / "checkpoints", folder / "clip" / "ViT-B-32.pt")
     settings = GenerationSettings(steps=10)
-
-    def generate() -> None:
+    model.generate(PROMPT, frames=196, settings=settings)  # warm-up: first touch of the weights, kernel choice
+    env = {n: os.environ[n] for n in POLICY_VARIABLES if n in os.environ}
+    print(json.dumps({"env": env, "threads": torch.get_num_threads(), "model_core_policy": wait.applied_at_import()}),
+          flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
         model.generate(PROMPT, frames=196, settings=settings)
-
-    generate()  # warm-up: first touch of the weights, kernel choice
-    idle = _times(generate, repeats)
-    load = start_load(cores)
-    try:
-        time.sleep(SETTLE_S)
-        loaded = _times(generate, repeats)
-    finally:
-        stop_load(load)
-    return {"env": {n: os.environ[n] for n in POLICY_VARIABLES if n in os.environ}, "threads": threads,
-            "model_core_policy": wait.applied_at_import(),
-            "idle_s": idle, "loaded_s": loaded}
+        print(round(time.perf_counter() - start, 4), flush=True)
 
 
-def summarise(result: dict, baseline_idle: float | None) -> dict:
-    idle, loaded = result["idle_s"], result["loaded_s"]
-    out = dict(result)
-    out.update(idle_median_s=round(statistics.median(idle), 4), idle_worst_s=max(idle),
-               loaded_median_s=round(statistics.median(loaded), 4), loaded_worst_s=max(loaded))
+class Child:
+    """One policy's process: the model loaded once, timed on request (so policies take turns)."""
+
+    def __init__(self, folder: Path, policy: str, threads: int):
+        variables, own_threads = POLICIES[policy]
+        env = {k: v for k, v in os.environ.items() if k not in POLICY_VARIABLES + ("OMP_NUM_THREADS",)}
+        env.update(variables, PYTHONPATH=str(ROOT))
+        self.policy = policy
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", "--child", policy, "--folder", str(folder), "--threads",
+             str(own_threads or threads)], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        self.info = self._read(json.loads)
+        self.idle: list[float] = []
+        self.loaded: list[float] = []
+
+    def _read(self, parse):
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"benchmark child for {self.policy} stopped (exit {self.process.wait()})")
+        return parse(line)
+
+    def time_one(self) -> float:
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return self._read(float)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(30)
+
+
+def summarise(child: Child, baseline_idle: float | None) -> dict:
+    idle, loaded = child.idle, child.loaded
+    out = dict(child.info, idle_s=idle, loaded_s=loaded, idle_median_s=round(statistics.median(idle), 4),
+               idle_worst_s=max(idle), loaded_median_s=round(statistics.median(loaded), 4), loaded_worst_s=max(loaded))
     out["loaded_worst_over_idle"] = round(out["loaded_worst_s"] / out["idle_median_s"], 2)
     if baseline_idle:
         out["idle_over_spin"] = round(out["idle_median_s"] / baseline_idle, 3)
     return out
 
 
-def run_policy(folder: Path, policy: str, args: argparse.Namespace) -> dict:
-    variables, threads = POLICIES[policy]
-    env = {k: v for k, v in os.environ.items() if k not in POLICY_VARIABLES}
-    env.update(variables, PYTHONPATH=str(ROOT))
-    env.pop("OMP_NUM_THREADS", None)
-    command = [sys.executable, "-m", "bench.load", "--child", policy, "--folder", str(folder),
-               "--threads", str(threads or args.threads), "--repeats", str(args.repeats), "--cores", str(args.cores)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark child for {policy} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure(folder: Path, policies: list[str], args: argparse.Namespace) -> dict[str, Child]:
+    """Blocks of one idle and one loaded run of every policy in turn (the order rotates), so a change in
+    what the shared machine is doing touches every policy and both conditions alike."""
+    children = [Child(folder, p, args.threads) for p in policies]
+    try:
+        for block in range(args.repeats):
+            order = children[block % len(children):] + children[:block % len(children)]
+            for child in order:
+                child.idle.append(child.time_one())
+            load = start_load(args.cores)
+            try:
+                time.sleep(SETTLE_S)
+                for child in order:
+                    child.loaded.append(child.time_one())
+            finally:
+                stop_load(load)
+    finally:
+        for child in children:
+            child.close()
+    return {c.policy: c for c in children}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,25 +185,26 @@ def main(argv: list[str] | None = None) -> int:
         burn(args.burn, args.burn_for)
         return 0
     if args.child:
-        print(json.dumps(measure(Path(args.folder), args.child, args.threads, args.repeats, args.cores)))
+        serve(Path(args.folder), args.child, args.threads)
         return 0
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
         parser.error(f"unknown policies {unknown}: choose from {', '.join(POLICIES)}")
-    from bench.weights import SHARED, released_shapes_folder
+    from bench.speed import CACHE, SHARED
+    from model_core.testing.random_weights import released_shapes_folder
 
-    folder = SHARED / "reference" if args.tiny else released_shapes_folder()
+    folder = SHARED / "reference" if args.tiny else released_shapes_folder(CACHE, SHARED)
     from model_core import threads as wait
 
     report: dict = {"case": "generate 1 x 196 frames, 10 steps", "threads": args.threads, "repeats": args.repeats,
                     "background_load": f"another process multiplying 256x256 matrices on {args.cores} cores",
                     "weights": "reference (tiny)" if args.tiny else "released shapes, random values",
                     "default_policy": dict(wait.DEFAULT_POLICY), "policies": {}}
-    raw = {p: run_policy(folder, p, args) for p in policies}
-    baseline = statistics.median(raw["spin"]["idle_s"]) if "spin" in raw else None
-    for name, result in raw.items():
-        report["policies"][name] = summarise(result, baseline)
+    children = measure(folder, policies, args)
+    baseline = statistics.median(children["spin"].idle) if "spin" in children else None
+    for name, child in children.items():
+        report["policies"][name] = summarise(child, baseline)
     if "default" in report["policies"]:
         chosen = report["policies"]["default"]
         report["default_loaded_worst_within_3x_idle"] = chosen["loaded_worst_over_idle"] <= 3.0
