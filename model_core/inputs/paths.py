@@ -17,6 +17,9 @@ from typing import BinaryIO
 
 from ..errors import ModelError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once, at import: new files get the permissions an ordinary open() gives them
+
 
 def check_output_file(path, what: str = "output file") -> Path:
     """The absolute path to write `what` to, or a ModelError saying why it cannot be written there.
@@ -86,7 +89,7 @@ def replacing(path, what: str = "output file") -> Iterator[BinaryIO]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode) if target.exists() else 0o644)
+        os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode) if target.exists() else 0o666 & ~_UMASK)
         os.replace(temporary, target)
         done = True
     except OSError as err:

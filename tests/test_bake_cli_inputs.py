@@ -1,0 +1,108 @@
+"""`python -m momask_blender.bake` (and the demo): bad values and output paths are one line on stderr,
+refused before the work where they can be; what we write is replaced whole or not at all."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from momask_blender import bake, demo  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rig() -> Path:
+    return shared_path("rigs", "mpfb_game_engine_apose.glb")
+
+
+@pytest.fixture(scope="module")
+def motion() -> Path:
+    return shared_path("motions", "momask_sample_a.bvh")
+
+
+def _fails(capsys, argv: list[str], match: str) -> str:
+    code = bake.main(argv)
+    err = capsys.readouterr().err
+    assert code != 0 and match in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("fps", ["nan", "0.001", "-24", "1e9"])
+def test_bad_frame_rates_name_the_limit(rig, motion, tmp_path, capsys, fps):
+    _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--fps", fps, "--out", str(tmp_path / "o.blend")],
+           "frames per second) must be")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_frame_start_outside_blender_is_named(rig, motion, tmp_path, capsys):
+    _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--frame-start", str(2**40),
+                    "--out", str(tmp_path / "o.blend")], "--frame-start must be a whole number from -1048574")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "device", "folder", "under a file"])
+def test_outputs_that_are_not_regular_files_are_refused_before_any_work(rig, motion, tmp_path, capsys, kind):
+    real = tmp_path / "real.blend"
+    real.write_bytes(b"keep")
+    (tmp_path / "link.blend").symlink_to(real)
+    out = {"symlink": tmp_path / "link.blend", "device": Path("/dev/full"), "folder": tmp_path,
+           "under a file": real / "o.blend"}[kind]
+    _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--out", str(out)], "--out file")
+    _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--out", str(tmp_path / "o.blend"),
+                    "--export-bvh", str(out)], "--export-bvh file")
+    assert real.read_bytes() == b"keep" and (tmp_path / "link.blend").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.blend", "real.blend"]
+
+
+def test_export_bvh_replaces_the_old_file_whole(rig, motion, tmp_path, capsys):
+    out, bvh = tmp_path / "o.blend", tmp_path / "motion.bvh"
+    bvh.write_text("the user's old BVH")
+    assert bake.main(["--rig", str(rig), "--source", str(motion), "--out", str(out), "--export-bvh", str(bvh)]) == 0
+    capsys.readouterr()
+    assert bvh.read_text().startswith("HIERARCHY") and out.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.bvh", "o.blend"]
+
+
+def test_a_zero_byte_npy_source_is_one_line(rig, tmp_path, capsys):
+    (tmp_path / "m.npy").write_bytes(b"")
+    _fails(capsys, ["--rig", str(rig), "--source", str(tmp_path / "m.npy"), "--out", str(tmp_path / "o.blend")],
+           "is empty (0 bytes)")
+    assert not (tmp_path / "o.blend").exists()
+
+
+def test_a_seed_past_64_bits_is_one_line(rig, tmp_path, capsys, reference_dir):
+    _fails(capsys, ["--rig", str(rig), "--prompt", "walk", "--seed", str(2**70), "--checkpoints",
+                    str(reference_dir / "checkpoints"), "--clip", str(reference_dir / "clip" / "ViT-B-32.pt"),
+                    "--out", str(tmp_path / "o.blend")], "seed must be a whole number")
+    assert not (tmp_path / "o.blend").exists()
+
+
+def test_inpaint_frames_past_any_animation_are_one_line(rig, motion, tmp_path, capsys, reference_dir):
+    blend = tmp_path / "baked.blend"
+    assert bake.main(["--rig", str(rig), "--source", str(motion), "--out", str(blend)]) == 0
+    capsys.readouterr()
+    _fails(capsys, ["--blend", str(blend), "--inpaint", "40", "2147483648", "--prompt", "jump", "--checkpoints",
+                    str(reference_dir / "checkpoints"), "--clip", str(reference_dir / "clip" / "ViT-B-32.pt"),
+                    "--out", str(tmp_path / "edited.blend")], "outside the animation")
+    assert not (tmp_path / "edited.blend").exists()
+
+
+def test_the_demo_refuses_a_symlinked_output_before_any_work(tmp_path, capsys):
+    real = tmp_path / "real.bvh"
+    real.write_text("keep")
+    (tmp_path / "out.bvh").symlink_to(real)
+    code = demo.main(["--source", str(shared_path("motions", "humanml3d_000612.npy")), "--out",
+                      str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and "symbolic link" in err and "Traceback" not in err, err
+    assert real.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bvh", "real.bvh"]
+
+
+def test_the_demo_refuses_a_bad_frame_rate(tmp_path, capsys):
+    code = demo.main(["--source", str(shared_path("motions", "humanml3d_000612.npy")), "--fps", "0",
+                      "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and "frames per second) must be" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
