@@ -2,6 +2,7 @@
 refused before the work where they can be; what we write is replaced whole or not at all."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,18 +43,20 @@ def test_a_frame_start_outside_blender_is_named(rig, motion, tmp_path, capsys):
                     "--out", str(tmp_path / "o.blend")], "--frame-start must be a whole number from -1048574")
 
 
-@pytest.mark.parametrize("kind", ["symlink", "device", "folder", "under a file"])
+@pytest.mark.parametrize("kind", ["symlink", "pipe", "folder", "under a file"])
 def test_outputs_that_are_not_regular_files_are_refused_before_any_work(rig, motion, tmp_path, capsys, kind):
+    """A pipe stands in for a device (/dev/full): refused alike, and harmless if it ever were not."""
     real = tmp_path / "real.blend"
     real.write_bytes(b"keep")
     (tmp_path / "link.blend").symlink_to(real)
-    out = {"symlink": tmp_path / "link.blend", "device": Path("/dev/full"), "folder": tmp_path,
+    os.mkfifo(tmp_path / "pipe")
+    out = {"symlink": tmp_path / "link.blend", "pipe": tmp_path / "pipe", "folder": tmp_path,
            "under a file": real / "o.blend"}[kind]
     _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--out", str(out)], "--out file")
     _fails(capsys, ["--rig", str(rig), "--source", str(motion), "--out", str(tmp_path / "o.blend"),
                     "--export-bvh", str(out)], "--export-bvh file")
     assert real.read_bytes() == b"keep" and (tmp_path / "link.blend").is_symlink()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.blend", "real.blend"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.blend", "pipe", "real.blend"]
 
 
 def test_export_bvh_replaces_the_old_file_whole(rig, motion, tmp_path, capsys):

@@ -240,3 +240,17 @@ def test_statistics_are_read_as_float32(tmp_path: Path):
     np.save(path, np.arange(263, dtype=np.float64))
     value = statistics.read_statistic(path, 263)
     assert value.dtype == np.float32 and value[5] == 5
+
+
+def test_checking_creates_nothing_and_a_failed_write_removes_the_folders_it_made(tmp_path):
+    target = tmp_path / "new" / "deeper" / "motion.bvh"
+    assert paths.check_output_file(target) == target and list(tmp_path.iterdir()) == []
+
+    def broken(stream):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ModelError, match="nothing was written"):
+        paths.write_file(target, broken)
+    assert list(tmp_path.iterdir()) == []
+    paths.write_text(target, "ok")
+    assert target.read_text() == "ok"

@@ -25,12 +25,13 @@ def check_output_file(path, what: str = "output file") -> Path:
     """The absolute path to write `what` to, or a ModelError saying why it cannot be written there.
 
     Checks the name, what is there now (nothing, or a regular file we may replace) and the folder
-    (it exists or can be made, and is a folder); the folder is created. Nothing else is touched.
+    (it exists, or the nearest folder that does is writable so it can be made). Nothing is created:
+    a check that passes before a long job leaves no trace when the job then fails.
     """
     if path is None or not str(path).strip():
         raise ModelError(f"no {what} given: name the file to write")
     target = Path(os.path.abspath(Path(path).expanduser()))
-    _check_ancestors(target.parent, what)
+    existing = _nearest_folder(target.parent, what)
     try:
         info = os.lstat(target)
     except FileNotFoundError:
@@ -48,26 +49,29 @@ def check_output_file(path, what: str = "output file") -> Path:
                              "refusing to write over it")
         if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
             raise ModelError(f"the {what} {target} is read-only: refusing to replace it")
-    _make_folder(target.parent, what)
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise ModelError(f"cannot write the {what} {target}: the folder {target.parent} is not writable")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelError(f"cannot write the {what} {target}: the folder {existing} is not writable")
     return target
 
 
-def _check_ancestors(folder: Path, what: str) -> None:
-    """The nearest existing folder above the target is a folder (not a file the path runs through)."""
+def _nearest_folder(folder: Path, what: str) -> Path:
+    """The nearest existing folder at or above `folder`; a file the path runs through is refused."""
     for parent in [folder, *folder.parents]:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise ModelError(f"cannot write the {what} under {folder}: {parent} is a file, not a folder")
-            return
+            return parent
+    return Path(folder.anchor)
 
 
-def _make_folder(folder: Path, what: str) -> None:
+def make_folders(folder: Path, what: str = "output file") -> list[Path]:
+    """Make `folder` and its missing parents; returns those made, deepest last (to undo a failure)."""
+    made = [p for p in [*reversed(folder.parents), folder] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ModelError(f"cannot make the folder {folder} for the {what}: {_reason(err)}") from None
+    return made
 
 
 @contextlib.contextmanager
@@ -79,12 +83,13 @@ def replacing(path, what: str = "output file") -> Iterator[BinaryIO]:
     OSErrors (a full disk, a vanished folder) become a ModelError naming the file.
     """
     target = check_output_file(path, what)
+    made = make_folders(target.parent, what)
+    done, temporary = False, None
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
-    except OSError as err:
-        raise ModelError(f"cannot write the {what} {target}: {_reason(err)}") from None
-    done = False
-    try:
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
+        except OSError as err:
+            raise ModelError(f"cannot write the {what} {target}: {_reason(err)}") from None
         with os.fdopen(handle, "wb") as stream:
             yield stream
             stream.flush()
@@ -97,8 +102,11 @@ def replacing(path, what: str = "output file") -> Iterator[BinaryIO]:
                          f"{'the previous file is kept' if target.exists() else 'nothing was written'}") from None
     finally:
         if not done:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, TypeError):
                 os.unlink(temporary)
+            for folder in reversed(made):  # the folders made for this file, if still empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def write_file(path, write: Callable[[BinaryIO], None], what: str = "output file") -> Path:

@@ -20,7 +20,11 @@ def check_output(path, what: str) -> Path:
 
 def save_blend(path, what: str = "output file") -> Path:
     """Save the open file as `path` (checked again: the work may have taken minutes)."""
+    from model_core.inputs.paths import make_folders
+
     out = check_output(path, what)
+    with model_checks():
+        make_folders(out.parent, what)
     try:
         bpy.ops.wm.save_as_mainfile(filepath=str(out), check_existing=False)
     except RuntimeError as err:
