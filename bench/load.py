@@ -32,12 +32,14 @@ POLICIES: dict[str, tuple[dict[str, str], int]] = {
     "default": ({}, 0),                                    # model_core's own choice, imported first
     "spin": ({}, 0),                                       # GNU OpenMP's default (torch imported first)
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 0),
+    "spin_1k": ({"GOMP_SPINCOUNT": "1000"}, 0),
     "spin_10k": ({"GOMP_SPINCOUNT": "10000"}, 0),
     "spin_100k": ({"GOMP_SPINCOUNT": "100000"}, 0),
     "spin_1M": ({"GOMP_SPINCOUNT": "1000000"}, 0),
     "one_thread": ({}, 1),
 }
 SETTLE_S = 1.0  # let the background load reach every core before timing
+MACHINE_LOAD: list[float] = []  # the 1-minute load average at the start of each block (others' work too)
 
 
 # ----------------------------------------------------------------------------- background load
@@ -153,6 +155,7 @@ def measure(folder: Path, policies: list[str], args: argparse.Namespace) -> dict
     children = [Child(folder, p, args.threads) for p in policies]
     try:
         for block in range(args.repeats):
+            MACHINE_LOAD.append(round(os.getloadavg()[0], 2))
             order = children[block % len(children):] + children[:block % len(children)]
             for child in order:
                 child.idle.append(child.time_one())
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = statistics.median(children["spin"].idle) if "spin" in children else None
     for name, child in children.items():
         report["policies"][name] = summarise(child, baseline)
+    report["machine_load_per_block"] = MACHINE_LOAD
     if "default" in report["policies"]:
         chosen = report["policies"]["default"]
         report["default_loaded_worst_within_3x_idle"] = chosen["loaded_worst_over_idle"] <= 3.0

@@ -22,7 +22,7 @@ from collections.abc import MutableMapping
 # The chosen default (see bench/load.py for the measurements it rests on): a bounded spin. GNU
 # OpenMP counts spins (GOMP_SPINCOUNT); LLVM's and Intel's OpenMP (macOS, Windows builds) count
 # milliseconds (KMP_BLOCKTIME); each library ignores the other's variable.
-DEFAULT_POLICY = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "0"}
+DEFAULT_POLICY = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
 USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 APPLIED, USER, TOO_LATE = "applied", "user", "too late"
