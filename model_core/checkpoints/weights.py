@@ -50,14 +50,6 @@ def refused_content(err: Exception) -> str:
     return f"Python code or objects ({found.group(1)})" if found else "Python code or objects"
 
 
-def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
-    """Refuse weights holding NaN or inf: they give NaN logits (a crash in sampling) or silent nonsense."""
-    for key, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = int((~torch.isfinite(tensor)).sum())
-            raise ModelError(f"{path}: tensor {key!r} holds {bad:,} NaN or infinite values: the file is corrupted")
-
-
 def indexed_count(state: dict[str, torch.Tensor], pattern: str) -> int:
     """How many distinct indices `pattern`'s group matches among the keys (e.g. layers of an encoder)."""
     regex = re.compile(pattern)
@@ -98,6 +90,5 @@ def assign_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) 
                 f"{path}: tensor {key!r} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
         if not got.is_floating_point() and want.is_floating_point():
             raise ModelError(f"{path}: tensor {key!r} has dtype {got.dtype}, expected floating point")
-    check_finite(state, path)
     converted = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in state.items()}
     module.load_state_dict(converted, strict=True, assign=True)

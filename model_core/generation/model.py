@@ -62,8 +62,9 @@ class TokenModel:
 
     def __init__(self, folders: ModelFolders, rvq: RVQVAE, mask_model: MaskTransformer,
                  residual_model: ResidualTransformer, length_model: LengthEstimator, clip: torch.nn.Module,
-                 mean: np.ndarray, std: np.ndarray, device: torch.device):
+                 mean: np.ndarray, std: np.ndarray, device: torch.device, clip_path: Path | None = None):
         self.folders = folders
+        self.clip_path = clip_path
         self.rvq, self.mask_model, self.residual_model = rvq, mask_model, residual_model
         self.length_model, self.clip = length_model, clip
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
@@ -114,7 +115,8 @@ class TokenModel:
                                 transformer_config(folders.residual_transformer, TRAINING_DEFAULT_HEADS),
                                 folders.residual_transformer / RESIDUAL_FILE, ("res_transformer",))
         length_model = _length_estimator(folders.length_estimator, clip_dim)
-        model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device)
+        model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device,
+                    clip_path=Path(clip))
         model.to(device)
         if fast:
             if device.type != "cpu" or not fast_path.available():
@@ -151,12 +153,13 @@ class TokenModel:
     def encode_text(self, prompts: Sequence[str] | str) -> torch.Tensor:
         """CLIP text features (B, clip_dim), fp32."""
         tokens = tokenize(check_prompts(prompts)).to(self.device)
-        return self.clip(tokens).float()
+        return _finite(self.clip(tokens).float(), "CLIP's text tower", self.clip_path)
 
     @torch.no_grad()
     def length_logits(self, text_features: torch.Tensor) -> torch.Tensor:
         """Scores over motion lengths in tokens (index i = i tokens)."""
-        return self.length_model(text_features.to(self.device))
+        return _finite(self.length_model(text_features.to(self.device)), "the length estimator",
+                       self.folders.length_estimator)
 
     def estimate_tokens(self, text_features: torch.Tensor, generators: list[torch.Generator]) -> list[int]:
         """Sample each motion's token count from the length estimator, as the official code does
@@ -185,7 +188,8 @@ class TokenModel:
         cond = text_features.to(self.device)
 
         def logits_fn(current: torch.Tensor) -> torch.Tensor:
-            return guided(lambda c: model(current, c, padding), cond, settings.guidance)
+            return _finite(guided(lambda c: model(current, c, padding), cond, settings.guidance),
+                           "the masked transformer", self.folders.mask_transformer / MASK_FILE)
 
         return masked_decode(logits_fn, ids, editable.to(self.device), padding, steps=settings.steps,
                              mask_id=model.mask_id, temperature=settings.temperature, topk=settings.topk,
@@ -202,7 +206,8 @@ class TokenModel:
         cond = text_features.to(self.device)
 
         def logits_fn(history: torch.Tensor, layer: int) -> torch.Tensor:
-            return guided(lambda c: model(history, layer, c, padding), cond, guidance)
+            return _finite(guided(lambda c: model(history, layer, c, padding), cond, guidance),
+                           "the residual transformer", self.folders.residual_transformer / RESIDUAL_FILE)
 
         return residual_decode(logits_fn, model.token_embeddings(), base.to(self.device), padding,
                                pad_id=model.pad_id, temperature=temperature, topk=topk,
@@ -238,7 +243,8 @@ class TokenModel:
                 decoded = self.rvq.decode(ids[rows, : frames // unit]).float().cpu().numpy()
                 normalised[rows, :frames] = decoded
         if not np.isfinite(normalised).all():
-            raise ModelError("the model produced NaN or infinite values: its weight files are probably corrupted")
+            raise ModelError(f"the motion decoder produced NaN or infinite values: its weights "
+                             f"({self.folders.rvq / RVQ_FILE}) are probably corrupted")
         features = self.denormalise(normalised)
         joints = np.zeros((*features.shape[:2], self.joints_num, 3), np.float32)
         for i, frames in enumerate(lengths):
@@ -268,6 +274,17 @@ class TokenModel:
         normalised = torch.from_numpy(self.normalise(features)).to(self.device)
         ids, _ = self.rvq.encode(normalised)
         return ids
+
+
+def _finite(values: torch.Tensor, network: str, path: Path | None) -> torch.Tensor:
+    """`values` if every one is finite; NaN or inf out of a network means its weights are broken.
+
+    Checked on each network's output (a few thousand numbers a pass), not on the weights at load:
+    a pass over hundreds of megabytes of weights would double the load time, and an output check
+    also catches what no single weight shows (all-inf weights give NaN, not inf, further on)."""
+    if not bool(torch.isfinite(values).all()):
+        raise ModelError(f"{network} produced NaN or infinite values: its weights ({path}) are probably corrupted")
+    return values
 
 
 def _build(cls, config, path: Path, keys: tuple[str, ...]):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints.weights import check_finite, refused_content
+from ..checkpoints.weights import refused_content
 from ..errors import ModelError
 from ..networks import layers
 from .tokenizer import ClipTokenizer
@@ -253,7 +253,6 @@ def load_clip_text(path: str | Path, device: str | torch.device = "cpu") -> Clip
     for key, value in tensors.items():
         if not value.is_floating_point():
             raise ModelError(f"{path}: {key} has dtype {value.dtype}, expected floating point")
-    check_finite(tensors, path)
     # Built empty on the CPU (a meta-device build would import torch._dynamo: seconds), then every
     # parameter is replaced by its checkpoint tensor.
     model = ClipTextEncoder(config)
