@@ -109,3 +109,26 @@ def test_the_demo_refuses_a_bad_frame_rate(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "frames per second) must be" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_exporting_keeps_the_users_bvh(rig, motion, tmp_path):
+    """The file-size limit stands in for a full disk: the old BVH stays whole, no partial file, no
+    traceback (the old code left the first bytes of the new file in place of the user's)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bvh = tmp_path / "motion.bvh"
+    bvh.write_text("the user's BVH\n")
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+              "from momask_blender import bake\n"
+              "sys.exit(bake.main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "--rig", str(rig), "--source", str(motion), "--out",
+                           str(tmp_path / "o.blend"), "--export-bvh", str(bvh)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "the previous file is kept" in done.stderr, done.stderr[-2000:]
+    assert bvh.read_text() == "the user's BVH\n" and sorted(p.name for p in tmp_path.iterdir()) == ["motion.bvh"]
