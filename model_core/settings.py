@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .inputs.timing import MAX_MOTION_SECONDS
+
 FPS = 20
 MAX_FRAMES = 196  # the longest motion one model call makes (9.8 s)
-MAX_LONG_SECONDS = 600.0  # the longest motion one generation makes, window by window (10 minutes)
+MAX_LONG_SECONDS = MAX_MOTION_SECONDS  # the longest motion one generation makes, window by window (10 minutes)
 EDIT_RESIDUAL_GUIDANCE = 2.0  # the official editing script's residual guidance (generation uses 5)
 MAX_STEPS = 1000            # remask steps: the official default is 18; past this a call never ends
 MAX_GUIDANCE = 100.0        # past this, guided logits overflow float32

@@ -6,12 +6,11 @@ one frame. Motions of any source are held to the same limits as the longest gene
 """
 from __future__ import annotations
 
-from ..settings import MAX_LONG_SECONDS
 from .numbers import finite, whole
 
 MIN_FPS = 1.0          # slower than one frame a second is a slideshow, not a motion
 MAX_FPS = 1000.0       # the fastest motion capture files
-MAX_MOTION_SECONDS = MAX_LONG_SECONDS  # the longest motion one generation makes, and one bake
+MAX_MOTION_SECONDS = 600.0  # ten minutes: the longest motion one generation makes (settings), and one bake
 MAX_MOTION_FRAMES = 72_000  # 10 minutes at 120 fps, the fastest scene rate Blender offers
 
 
