@@ -14,7 +14,7 @@ MAX_FRAMES = 196  # the longest motion one model call makes (9.8 s)
 MAX_LONG_SECONDS = MAX_MOTION_SECONDS  # the longest motion one generation makes, window by window (10 minutes)
 EDIT_RESIDUAL_GUIDANCE = 2.0  # the official editing script's residual guidance (generation uses 5)
 MAX_STEPS = 1000            # remask steps: the official default is 18; past this a call never ends
-MAX_GUIDANCE = 100.0        # past this, guided logits overflow float32
+MAX_GUIDANCE = 100.0        # |guidance| past this drowns the logits (1e300 overflowed float32 into NaN)
 MIN_TEMPERATURE = 1e-10     # the official greedy runs use 1e-9; below, logits / temperature overflow
 MAX_TEMPERATURE = 100.0     # past this every token is equally likely (and inf gives NaN)
 MAX_VARIATIONS = 64         # variations are rows of one batch: memory grows with them
@@ -41,4 +41,4 @@ class GenerationSettings:
         for name in ("temperature", "residual_temperature"):
             finite(getattr(self, name), name, MIN_TEMPERATURE, MAX_TEMPERATURE)
         for name in ("guidance", "residual_guidance"):
-            finite(getattr(self, name), name, 0.0, MAX_GUIDANCE)
+            finite(getattr(self, name), name, -MAX_GUIDANCE, MAX_GUIDANCE)

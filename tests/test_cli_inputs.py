@@ -33,7 +33,7 @@ def _fails(capsys, argv: list[str], match: str) -> str:
 @pytest.mark.parametrize(("args", "match"), [
     (["--temperature", "inf"], "temperature must be a finite number"),
     (["--temperature", "1e300"], "temperature must be from"),
-    (["--guidance", "1e300"], "guidance must be from 0 to 100"),
+    (["--guidance", "1e300"], "guidance must be from -100 to 100"),
     (["--residual-guidance", "nan"], "residual_guidance must be a finite number"),
     (["--seed", str(2**64)], "seed must be a whole number from 0 to"),
     (["--seed", "-1"], "seed must be a whole number from 0 to"),
