@@ -33,6 +33,7 @@ POLICIES: dict[str, tuple[dict[str, str], int]] = {
     "spin": ({}, 0),                                       # GNU OpenMP's default (torch imported first)
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 0),
     "spin_1k": ({"GOMP_SPINCOUNT": "1000"}, 0),
+    "spin_3k": ({"GOMP_SPINCOUNT": "3000"}, 0),
     "spin_10k": ({"GOMP_SPINCOUNT": "10000"}, 0),
     "spin_100k": ({"GOMP_SPINCOUNT": "100000"}, 0),
     "spin_1M": ({"GOMP_SPINCOUNT": "1000000"}, 0),
