@@ -89,13 +89,24 @@ def frames_to_tokens(frames: int, unit: int = 4) -> int:
 
 
 def seconds_to_frames(seconds: float) -> int:
-    """Frames at the model's rate for a length in seconds: more than 0 and at most MAX_LONG_SECONDS."""
+    """Frames at the model's rate for a positive length in seconds (whether one generation makes that
+    many is `check_frames`'s question; a length no count can hold is refused here, naming the limit)."""
     finite(seconds, "seconds")
     if seconds <= 0:
         raise ModelError(f"length must be positive, got {seconds} s")
-    if seconds > MAX_LONG_SECONDS:
+    if seconds * FPS > 1e9:
         raise ModelError(f"length of {seconds:g} s is longer than the {MAX_LONG_SECONDS:g} s one generation makes")
     return int(math.floor(seconds * FPS + 1e-6))
+
+
+def check_frames(frames: int) -> int:
+    """A motion's length in frames, at most what one generation makes (MAX_LONG_SECONDS)."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+        raise ModelError(f"length must be a whole number of frames, got {frames!r}")
+    if frames > MAX_LONG_SECONDS * FPS:
+        raise ModelError(f"length of {frames} frames ({frames / FPS:g} s) is longer than the {MAX_LONG_SECONDS:g} s "
+                         f"({int(MAX_LONG_SECONDS * FPS)} frames) one generation makes")
+    return int(frames)
 
 
 def report(progress: Progress | None, stage: str, fraction: float) -> None:
@@ -128,12 +139,7 @@ def per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
         values = [seconds_to_frames(s) for s in values]
     else:
         values = [frames] * count if np.isscalar(frames) else list(frames)
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ModelError(f"length must be a whole number of frames, got {value!r}")
-            if value > MAX_LONG_SECONDS * FPS:
-                raise ModelError(f"length of {value} frames is longer than the {MAX_LONG_SECONDS:g} s "
-                                 f"({int(MAX_LONG_SECONDS * FPS)} frames) one generation makes")
+    values = [check_frames(v) for v in values]
     if len(values) != count:
         raise ModelError(f"{len(values)} lengths given for {count} prompts")
     return values

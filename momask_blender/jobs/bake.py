@@ -65,7 +65,7 @@ class Generation:
 
     def check(self) -> None:
         """Every value within what the model takes (model_core's own checks), before any work starts."""
-        from model_core.generation.requests import check_variations, seconds_to_frames
+        from model_core.generation.requests import check_frames, check_variations, seconds_to_frames
         from model_core.inputs.numbers import seed
 
         from ..errors import model_checks
@@ -74,7 +74,7 @@ class Generation:
             self.settings().validate()
             seed(self.seed, check_variations(self.variations))
             if self.seconds is not None:
-                seconds_to_frames(self.seconds)
+                check_frames(seconds_to_frames(self.seconds))
 
 
 @dataclass
