@@ -4,11 +4,15 @@ Importing the package needs NumPy only; the model class (which needs PyTorch) lo
 so an application can show settings and say what is missing before PyTorch is installed, or use
 a model server (`serve.client`) without ever installing it.
 """
-from . import motion
-from .errors import ModelError
-from .generation.requests import Cancelled, Motion
-from .motion import skeleton
-from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from . import threads
+
+threads.apply_at_import()  # before any module below imports torch: OpenMP reads it once, at load
+
+from . import motion  # noqa: E402
+from .errors import ModelError  # noqa: E402
+from .generation.requests import Cancelled, Motion  # noqa: E402
+from .motion import skeleton  # noqa: E402
+from .settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
+from .inputs.paths import check_output_file, write_npz
 from .serve.command import add_parser as add_serve_parser
 from .settings import GenerationSettings
 
@@ -51,34 +52,48 @@ def _generate(args: argparse.Namespace) -> int:
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
+    out = check_output_file(args.out, "--out file")  # before minutes of work, not after
     segments = parse_sequence(_read_text(args.sequence, "sequence")) if args.sequence else None
     constraints = read_constraints(args.constraints) if args.constraints else None
+    settings_from_args(args).validate()
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
     loaded = time.perf_counter()
+    progress = _progress_printer()
     if segments is not None:
         motion = generate_sequence(model, segments, seed=args.seed, variations=args.variations,
-                                   settings=settings_from_args(args), constraints=constraints)
+                                   settings=settings_from_args(args), constraints=constraints, progress=progress)
     else:
         motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
-                                settings=settings_from_args(args), constraints=constraints)
+                                settings=settings_from_args(args), constraints=constraints, progress=progress)
     done = time.perf_counter()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     frames = max(motion.lengths)
-    tmp = out.with_name(out.name + ".part.npz")
-    np.savez(tmp, joints=motion.joints[:, :frames], features=motion.features[:, :frames],
-             tokens=motion.tokens, lengths=np.asarray(motion.lengths), fps=np.asarray(motion.fps))
-    tmp.replace(out)
+    write_npz(out, dict(joints=motion.joints[:, :frames], features=motion.features[:, :frames],
+                        tokens=motion.tokens, lengths=np.asarray(motion.lengths), fps=np.asarray(motion.fps)),
+              "--out file")
     print(json.dumps({"out": str(out), "frames": motion.lengths, "fps": motion.fps, "seams": motion.seams,
                       "load_s": round(loaded - started, 3), "generate_s": round(done - loaded, 3)}))
     return 0
+
+
+def _progress_printer(first_after: float = 2.0, every: float = 5.0):
+    """A progress callback that prints a line to stderr now and then, once a run takes a while."""
+    started = time.monotonic()
+    last = [started + first_after - every]
+
+    def report(stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            print(f"{stage}: {fraction:.0%} ({now - started:.0f} s)", file=sys.stderr, flush=True)
+
+    return report
 
 
 def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f"cannot read the {what} file {path}: {err}") from err
+        raise ModelError(f"cannot read the {what} file {path}: {getattr(err, 'strerror', None) or err}") from None
 
 
 def read_constraints(path: str) -> list:
@@ -98,9 +113,10 @@ def read_constraints(path: str) -> list:
 def _replay(args: argparse.Namespace) -> int:
     from .replay import replay
 
+    out = check_output_file(args.out, "--out file")
     outputs = replay(args.ref_dir, device=args.device)
-    np.savez(args.out, **outputs)
-    print(json.dumps({"out": args.out, "arrays": len(outputs)}))
+    write_npz(out, outputs, "--out file")
+    print(json.dumps({"out": str(out), "arrays": len(outputs)}))
     return 0
 
 
@@ -131,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory: ask for fewer or shorter motions, or use a machine with more memory",
+              file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,8 @@ def _greedy_settings(recipe: str, residual_default: float) -> GenerationSettings
 @torch.no_grad()
 def replay(ref_dir: str | Path, device: str = "cpu") -> dict[str, np.ndarray]:
     ref = Path(ref_dir)
-    meta = json.loads((ref / "meta.json").read_text())
+    meta, cases = _read_reference(ref)
     recipes: dict[str, str] = meta.get("recipes", {})
-    with np.load(ref / "cases.npz") as data:
-        cases = {key: data[key] for key in INPUTS if key in data.files}
     model = MoMask.load(ref / "checkpoints", ref / "clip" / "ViT-B-32.pt", device=device)
     out: dict[str, np.ndarray] = {}
     prompts = [str(p) for p in cases["prompts"]]
@@ -81,6 +80,24 @@ def replay(ref_dir: str | Path, device: str = "cpu") -> dict[str, np.ndarray]:
     _editing(model, cases, code_idx, prompts, recipes.get("edit_*", ""), out)
     _motion_representation(ref, out)
     return {key: value for key, value in out.items() if key in meta["shapes"]}
+
+
+def _read_reference(ref: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """meta.json and the inputs of cases.npz, or a ModelError naming what is missing or unreadable."""
+    if not ref.is_dir():
+        raise ModelError(f"reference folder not found: {ref}")
+    try:
+        meta = json.loads((ref / "meta.json").read_text(encoding="utf-8"))
+        with np.load(ref / "cases.npz", allow_pickle=False) as data:
+            cases = {key: data[key] for key in INPUTS if key in data.files}
+    except FileNotFoundError as err:
+        raise ModelError(f"the reference folder {ref} has no {Path(err.filename).name}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelError(f"the reference folder {ref} holds an unreadable file ({str(err)[:200]})") from None
+    missing = [key for key in INPUTS if key not in cases]
+    if not isinstance(meta, dict) or not isinstance(meta.get("shapes"), dict) or missing:
+        raise ModelError(f"{ref}: meta.json needs 'shapes' and cases.npz the inputs {', '.join(missing) or INPUTS}")
+    return meta, cases
 
 
 def _mask_transformer_logits(model: MoMask, cases, text, meta, out) -> None:

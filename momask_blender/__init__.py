@@ -28,8 +28,28 @@ def _classes():
             + panels.classes + direct_panel.classes + timeline_ops.classes + timeline_panel.classes)
 
 
+def thread_policy() -> str | None:
+    """Put the model's thread wait policy in the environment before anything imports torch.
+
+    The add-on imports torch lazily, in its worker, but OpenMP reads the policy once, when torch
+    first loads (see model_core.threads): so it is set here, when the add-on is enabled. If another
+    add-on or a startup script imported torch before, it is too late: a line in the console and a
+    note beside the Threads preference say so and what to do. Returns model_core's verdict (None
+    when the model core's wheel is missing: the preferences say that).
+    """
+    try:
+        from model_core import threads
+    except ImportError:
+        return None
+    verdict = threads.apply_at_import()
+    if verdict == threads.TOO_LATE:
+        print(f"MoMask: {threads.status()}")
+    return verdict
+
+
 def register():
     """Register every class and property; a second call (or one after a module reload) adds nothing."""
+    thread_policy()
     import bpy
 
     from .jobs import modal

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from model_core.cli import add_generation_flags
 
-from .errors import MomaskError
+from .errors import MomaskError, model_checks
 from .rig.skeleton import FPS
 from .scene.characters import RIG_SUFFIXES
 
@@ -108,20 +108,24 @@ def prepare_scene(args):
     import bpy
 
     from . import register
-    from .jobs.bake import BONE_MAP_PROPERTY
-    from .rig.bone_map import load_preset, map_to_json
+    from .jobs.bake import store_bone_map
+    from .rig.bone_map import load_preset
+    from .rig.resample import check_frame, fps_settings
     from .scene.characters import import_rig, pick_armature, select_only, set_frame_rate
 
+    if args.fps is not None:
+        fps_settings(args.fps)  # checked before the rig is read (--fps 0 is an error, not "the default")
+    frame = check_frame(args.frame_start) if args.frame_start is not None else None
     import_rig(Path(args.rig or args.blend).expanduser().resolve())
     obj = pick_armature(args.armature)
     select_only(obj)
     scene = bpy.context.scene
-    if args.fps:
+    if args.fps is not None:
         set_frame_rate(scene, args.fps)
-    if args.frame_start is not None:
-        scene.frame_set(args.frame_start)
+    if frame is not None:
+        scene.frame_set(frame)
     if args.bone_map:
-        obj[BONE_MAP_PROPERTY] = map_to_json(load_preset(args.bone_map, [b.name for b in obj.data.bones]))
+        store_bone_map(obj, load_preset(args.bone_map, [b.name for b in obj.data.bones]))
     register()  # the scene's settings (variations) are saved with the file, as from the sidebar
     return obj
 
@@ -134,6 +138,12 @@ def run(args: argparse.Namespace) -> dict:
     if editing and not args.blend:
         raise MomaskError("--inpaint and --extend-* edit an existing animation: give it with --blend IN.blend")
     check_preview_path(args.preview)
+    from .scene.saving import check_output
+
+    check_output(args.out, "--out file")  # before the work, not after it
+    for path, what in ((args.export_bvh, "--export-bvh file"), (args.preview, "--preview file")):
+        if path:
+            check_output(path, what)
     obj = prepare_scene(args)
     imported = time.perf_counter() - started
     if editing:
@@ -206,7 +216,9 @@ def _bake(context, obj, args) -> dict:
         from model_core.motion.bvh import write_bvh
 
         t = time.perf_counter()
-        write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS)
+        with model_checks():
+            write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS,
+                      "--export-bvh file")
         info["seconds"]["export_bvh_s"] = round(time.perf_counter() - t, 4)
     return info
 
@@ -235,10 +247,10 @@ def _edit(context, obj, args) -> dict:
 
 
 def _save(bpy, args, info: dict, started: float) -> dict:
+    from .scene.saving import save_blend
+
     t = time.perf_counter()
-    out = Path(args.out).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(out), check_existing=False)
+    out = save_blend(args.out, "--out file")
     info["seconds"] = {**info.get("seconds", {}), "save_s": round(time.perf_counter() - t, 4),
                        "total_s": round(time.perf_counter() - started, 4)}
     info["out"] = str(out)
@@ -250,9 +262,11 @@ def main(argv=None) -> int:
     if not (args.source or args.sequence) and not args.prompt.strip():
         print("error: give --prompt (or --source MOTION to bake a file)", file=sys.stderr)
         return 2
+    from model_core.errors import ModelError
+
     try:
         info = run(args)
-    except MomaskError as err:
+    except (MomaskError, ModelError) as err:  # ModelError: a model_core check the job did not wrap
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(info))

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from model_core.settings import FPS, GenerationSettings
 
-from .errors import MomaskError
+from .errors import MomaskError, model_checks
 from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
 from .setup.weights import CLIP_NAME, Weights, checkpoints_ok, clip_candidates, find_weights, first_file
 
@@ -258,12 +258,15 @@ def bake_motion(bpy, obj, args, weights: Weights | None):
 
 
 def output_paths(args, weights: Weights | None) -> dict[str, Path]:
+    """OUT.blend, OUT.bvh and OUT.png (OUT_RANDOM_WEIGHTS_meaningless.* with random weights), each
+    checked before any work: a folder, device or symbolic link there is refused (scene.saving)."""
+    from .scene.saving import check_output
+
     out = Path(args.out).expanduser()
     out = out if out.is_absolute() else Path.cwd() / out
     if weights is not None and weights.random:
         out = out.with_name(f"{out.name}_{RANDOM_TAG}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return {"blend": out.with_suffix(".blend"), "bvh": out.with_suffix(".bvh"), "png": out.with_suffix(".png")}
+    return {kind: check_output(out.with_suffix(f".{kind}"), f"demo {kind} file") for kind in ("blend", "bvh", "png")}
 
 
 def captions(args, weights: Weights | None, rig_kind: str, frames: int, fps: float) -> tuple[str, str, str]:
@@ -288,13 +291,18 @@ def run(args) -> dict:
     from model_core.motion.bvh import write_bvh
 
     from . import register
+    from .rig.resample import fps_settings
     from .scene.render import render_still
+    from .scene.saving import save_blend
 
     clock.lap("import_s")
+    fps_settings(args.fps)  # checked before any work
     weights = None
+    paths = output_paths(args, weights)
     if not args.source:
         weights = choose_weights(args, preference_candidates(bpy))
         announce(weights, Path(args.out).name)
+        paths = output_paths(args, weights)
         clock.lap("find_weights_s")
     obj, rig_kind = build_character(bpy, args)
     register()
@@ -302,8 +310,8 @@ def run(args) -> dict:
     job, actions = bake_motion(bpy, obj, args, weights)
     clock.seconds.update({k: round(v, 3) for k, v in job.timings.items()})
     clock.last = time.perf_counter()
-    paths = output_paths(args, weights)
-    write_bvh(str(paths["bvh"]), job.joints[0], job.source_fps if job.source is not None else FPS)
+    with model_checks():
+        write_bvh(paths["bvh"], job.joints[0], job.source_fps if job.source is not None else FPS, "demo bvh file")
     clock.lap("export_bvh_s")
     frames, fps = job.bakes[0].frames, job.options.fps
     title, subtitle, warning = captions(args, weights, rig_kind, frames, fps)
@@ -312,7 +320,7 @@ def run(args) -> dict:
                            title=title, subtitle=subtitle, warning=warning)
     clock.seconds.update({f"picture_{k}": v for k, v in picture["seconds"].items()})
     clock.last = time.perf_counter()
-    bpy.ops.wm.save_as_mainfile(filepath=str(paths["blend"].resolve()), check_existing=False)
+    save_blend(paths["blend"], "demo blend file")
     clock.lap("save_blend_s")
     clock.seconds["total_s"] = round(time.perf_counter() - clock.started, 3)
     return {
@@ -332,10 +340,12 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from model_core.errors import ModelError
+
     args = build_parser().parse_args(argv)
     try:
         info = run(args)
-    except MomaskError as err:
+    except (MomaskError, ModelError) as err:  # ModelError: a model_core check the job did not wrap
         print(f"error: {err}", file=sys.stderr)
         return 1
     w = info["weights"]

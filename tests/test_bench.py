@@ -43,3 +43,18 @@ def test_serve_benchmark_prints_requests_per_second_for_1_4_and_8_clients(refere
     for name in ("batched_requests_per_s", "unbatched_requests_per_s"):
         assert set(report[name]) == {"1", "4", "8"} and all(v > 0 for v in report[name].values())
     assert report["batched_vs_unbatched_8_clients"] > 0 and report["batched_8_clients_vs_1"] > 0
+
+
+def test_load_benchmark_reports_idle_and_loaded_side_by_side(reference_dir):
+    """bench.load on the small weights, one block: figures per policy, the default one applied."""
+    done = subprocess.run([sys.executable, "-m", "bench.load", "--tiny", "--repeats", "1", "--policies",
+                           "default,spin,one_thread"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert set(report["policies"]) == {"default", "spin", "one_thread"}
+    for figures in report["policies"].values():
+        assert figures["idle_median_s"] > 0 and figures["loaded_worst_s"] > 0 and figures["loaded_worst_over_idle"] > 0
+    assert report["policies"]["default"]["model_core_policy"] == "applied"
+    assert report["policies"]["spin"]["model_core_policy"] == "too late" and report["policies"]["spin"]["env"] == {}
+    assert report["policies"]["one_thread"]["threads"] == 1

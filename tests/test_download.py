@@ -109,6 +109,19 @@ class _Handler(BaseHTTPRequestHandler):
     def route_busy(self, q) -> None:
         self.send_error(503)
 
+    def route_endless(self, q) -> None:
+        """No Content-Length and no end: bytes until the client hangs up."""
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(DATA)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route_oversized(self, q) -> None:
+        self._send(DATA * 4)
+
     # Google Drive, the newer form on drive.usercontent.google.com.
     def route_drive_uc(self, q) -> None:
         port = self.server.server_address[1]
@@ -379,3 +392,25 @@ def test_demo_downloads_when_nothing_is_found_and_not_when_told_not_to(server: s
     assert got.origin == "downloaded" and got.checkpoints == tmp_path / "xdg" / "momask" / "checkpoints"
     assert got.clip == tmp_path / "xdg" / "momask" / "clip" / "ViT-B-32.pt" and got.clip.read_bytes() == DATA
     assert zips > 0 and sum(p == "/usercontent/download" for p, _ in _Handler.seen) == zips
+
+
+def test_an_endless_stream_is_cut_at_the_cap_and_discarded(server: str, tmp_path: Path) -> None:
+    with pytest.raises(dl.WrongFileError, match="kept sending past the 500,000 bytes"):
+        dl.download(f"{server}/endless", tmp_path / "f.bin", max_bytes=500_000, retry_wait=0)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_declared_size_past_the_cap_is_refused_before_reading(server: str, tmp_path: Path) -> None:
+    with pytest.raises(dl.WrongFileError, match="offers 819,200 bytes, at most 500,000"):
+        dl.download(f"{server}/oversized", tmp_path / "f.bin", max_bytes=500_000)
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_clip_download_is_capped(server: str, tmp_path: Path, monkeypatch) -> None:
+    """An endless answer where ViT-B-32.pt should be: stopped at the cap (about 354 MB for the real file)."""
+    assert install_files.CLIP_MAX_BYTES == assets.CLIP_MAX_BYTES < 500_000_000
+    monkeypatch.setattr(install_files, "CLIP_MAX_BYTES", 300_000)
+    with pytest.raises(dl.WrongFileError, match="kept sending past"):
+        install_files.download_clip(tmp_path, allow_online=True, urls=(f"{server}/endless",), sha256=SHA,
+                                    retry_wait=0)
+    assert _leftovers(tmp_path / "clip") == []

@@ -10,19 +10,16 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..inputs.paths import write_file
 from ..settings import FPS, MAX_LONG_SECONDS, GenerationSettings
 
 AUTO = "auto"  # seconds column: let the length estimator choose
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: files get the permissions an ordinary open() would give them
 
 
 @dataclass(frozen=True)
@@ -92,16 +89,8 @@ def _seconds(text: str) -> tuple[float | None, str | None]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """`data` at `path`, or nothing there: a temporary file in the same folder, then a rename."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            os.fchmod(out.fileno(), 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """`data` at `path`, or nothing there (model_core.inputs.paths: a temporary file, then a rename)."""
+    write_file(path, lambda stream: stream.write(data), "batch output file")
 
 
 def npz_bytes(item: Item, joints: np.ndarray, features: np.ndarray | None, fps: int,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
-        raise ModelError(f"{path}: refused to load, it holds more than weights ({_first_line(err)})") from err
+        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(err)}, which a weights file "
+                         "has no reason to contain; use the released file, or ask whoever made this one") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise ModelError(f"{path}: not a readable checkpoint, truncated or corrupted ({_first_line(err)})") from err
     if not isinstance(checkpoint, dict):
@@ -36,6 +38,29 @@ def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
                 raise ModelError(f"{path}: entry {key!r} is not a state dict of tensors")
             return state
     raise ModelError(f"{path}: none of the expected entries {list(keys)} found; it has {sorted(checkpoint)}")
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def refused_content(err: Exception) -> str:
+    """What the refused pickle asked for, in our words: torch's own message advises loading the file
+    unsafely (`weights_only=False`), the one thing a user must not do with a file that was refused."""
+    found = _GLOBAL.search(str(err))
+    return f"Python code or objects ({found.group(1)})" if found else "Python code or objects"
+
+
+def indexed_count(state: dict[str, torch.Tensor], pattern: str) -> int:
+    """How many distinct indices `pattern`'s group matches among the keys (e.g. layers of an encoder)."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for key in state if (m := regex.match(key))})
+
+
+def check_option(path: Path, name: str, value: int, found: int, what: str) -> None:
+    """An opt.txt value against what the weights file holds, before anything is built from it."""
+    if value != found:
+        raise ModelError(f"{path}: the weights hold {found} {what}, expected {value} as opt.txt's {name} says: "
+                         "the opt.txt does not belong to these weights")
 
 
 def _first_line(err: Exception) -> str:

@@ -6,6 +6,7 @@ whatever else is in the batch.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from ..checkpoints.layout import MASK_FILE, RESIDUAL_FILE, RVQ_FILE, ModelFolder
 from ..checkpoints.options import read_options
 from ..checkpoints.weights import assign_state, load_weights
 from ..errors import ModelError
+from ..inputs.arrays import finite_values
+from ..inputs.numbers import seed as check_seed
+from ..inputs.statistics import read_statistic
 from ..networks import int8 as fast_path
 from ..networks.length_estimator import LengthEstimator
 from ..networks.rvq import RVQVAE, RVQConfig
@@ -33,14 +37,23 @@ from ..text.tokenizer import tokenize
 from .requests import Motion, check_prompts
 from .sampling import lengths_to_padding, masked_decode, residual_decode
 
+DEVICE_TYPES = ("cpu", "cuda")
+
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
+    """cpu, cuda, cuda:N or auto, as a torch.device that exists here; anything else is a ModelError."""
+    text = str(device).strip().lower()
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for, but PyTorch sees no CUDA GPU")
-    return device
+    kind, _, index = text.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ModelError(f"unknown device {str(device)!r}: use cpu, cuda, cuda:N or auto")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {text!r} asked for, but PyTorch sees no CUDA GPU")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ModelError(f"device {text!r} asked for, but PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device(text)
 
 
 class TokenModel:
@@ -49,8 +62,9 @@ class TokenModel:
 
     def __init__(self, folders: ModelFolders, rvq: RVQVAE, mask_model: MaskTransformer,
                  residual_model: ResidualTransformer, length_model: LengthEstimator, clip: torch.nn.Module,
-                 mean: np.ndarray, std: np.ndarray, device: torch.device):
+                 mean: np.ndarray, std: np.ndarray, device: torch.device, clip_path: Path | None = None):
         self.folders = folders
+        self.clip_path = clip_path
         self.rvq, self.mask_model, self.residual_model = rvq, mask_model, residual_model
         self.length_model, self.clip = length_model, clip
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
@@ -72,6 +86,8 @@ class TokenModel:
         for path in folders.files():
             if not path.is_file():
                 raise ModelError(f"missing model file: expected {path}")
+        mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)  # small files: checked first
+        std = _load_stat(folders.rvq / "meta" / "std.npy", folders.feature_dim)
         try:
             text_model = load_clip_text(clip, device="cpu")
         except ModelError:
@@ -98,14 +114,9 @@ class TokenModel:
         residual_model = _build(ResidualTransformer,
                                 transformer_config(folders.residual_transformer, TRAINING_DEFAULT_HEADS),
                                 folders.residual_transformer / RESIDUAL_FILE, ("res_transformer",))
-        length_state = load_weights(folders.length_estimator, ("estimator",))
-        last = max((k for k in length_state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
-        length_model = LengthEstimator(clip_dim, int(length_state[last].shape[0]))
-        assign_state(length_model, length_state, folders.length_estimator)
-
-        mean = _load_stat(folders.rvq / "meta" / "mean.npy", folders.feature_dim)
-        std = _load_stat(folders.rvq / "meta" / "std.npy", folders.feature_dim)
-        model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device)
+        length_model = _length_estimator(folders.length_estimator, clip_dim)
+        model = cls(folders, rvq, mask_model, residual_model, length_model.eval(), text_model, mean, std, device,
+                    clip_path=Path(clip))
         model.to(device)
         if fast:
             if device.type != "cpu" or not fast_path.available():
@@ -122,7 +133,7 @@ class TokenModel:
     def generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
         """One random stream per sample, on the model's device: a sample's result never depends on
         what else is in its batch."""
-        return [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        return [torch.Generator(device=self.device).manual_seed(check_seed(s)) for s in seeds]
 
     @property
     def feature_dim(self) -> int:
@@ -142,12 +153,13 @@ class TokenModel:
     def encode_text(self, prompts: Sequence[str] | str) -> torch.Tensor:
         """CLIP text features (B, clip_dim), fp32."""
         tokens = tokenize(check_prompts(prompts)).to(self.device)
-        return self.clip(tokens).float()
+        return _finite(self.clip(tokens).float(), "CLIP's text tower", self.clip_path)
 
     @torch.no_grad()
     def length_logits(self, text_features: torch.Tensor) -> torch.Tensor:
         """Scores over motion lengths in tokens (index i = i tokens)."""
-        return self.length_model(text_features.to(self.device))
+        return _finite(self.length_model(text_features.to(self.device)), "the length estimator",
+                       self.folders.length_estimator)
 
     def estimate_tokens(self, text_features: torch.Tensor, generators: list[torch.Generator]) -> list[int]:
         """Sample each motion's token count from the length estimator, as the official code does
@@ -176,7 +188,8 @@ class TokenModel:
         cond = text_features.to(self.device)
 
         def logits_fn(current: torch.Tensor) -> torch.Tensor:
-            return guided(lambda c: model(current, c, padding), cond, settings.guidance)
+            return _finite(guided(lambda c: model(current, c, padding), cond, settings.guidance),
+                           "the masked transformer", self.folders.mask_transformer / MASK_FILE)
 
         return masked_decode(logits_fn, ids, editable.to(self.device), padding, steps=settings.steps,
                              mask_id=model.mask_id, temperature=settings.temperature, topk=settings.topk,
@@ -193,7 +206,8 @@ class TokenModel:
         cond = text_features.to(self.device)
 
         def logits_fn(history: torch.Tensor, layer: int) -> torch.Tensor:
-            return guided(lambda c: model(history, layer, c, padding), cond, guidance)
+            return _finite(guided(lambda c: model(history, layer, c, padding), cond, guidance),
+                           "the residual transformer", self.folders.residual_transformer / RESIDUAL_FILE)
 
         return residual_decode(logits_fn, model.token_embeddings(), base.to(self.device), padding,
                                pad_id=model.pad_id, temperature=temperature, topk=topk,
@@ -229,11 +243,16 @@ class TokenModel:
                 decoded = self.rvq.decode(ids[rows, : frames // unit]).float().cpu().numpy()
                 normalised[rows, :frames] = decoded
         if not np.isfinite(normalised).all():
-            raise ModelError("the model produced NaN or infinite values: its weight files are probably corrupted")
+            raise ModelError(f"the motion decoder produced NaN or infinite values: its weights "
+                             f"({self.folders.rvq / RVQ_FILE}) are probably corrupted")
         features = self.denormalise(normalised)
         joints = np.zeros((*features.shape[:2], self.joints_num, 3), np.float32)
         for i, frames in enumerate(lengths):
             joints[i, :frames] = motion_repr.recover_from_ric(features[i, :frames], self.joints_num)
+        try:
+            finite_values(joints, "the generated joints")
+        except ModelError as err:
+            raise ModelError(f"{err}: the weight or statistics files are probably corrupted") from None
             if not as_padded_batch:
                 features[i, frames:] = 0.0
         return Motion(joints=joints, features=features.astype(np.float32), tokens=ids.cpu().numpy(),
@@ -257,19 +276,43 @@ class TokenModel:
         return ids
 
 
+def _finite(values: torch.Tensor, network: str, path: Path | None) -> torch.Tensor:
+    """`values` if every one is finite; NaN or inf out of a network means its weights are broken.
+
+    Checked on each network's output (a few thousand numbers a pass), not on the weights at load:
+    a pass over hundreds of megabytes of weights would double the load time, and an output check
+    also catches what no single weight shows (all-inf weights give NaN, not inf, further on)."""
+    if not bool(torch.isfinite(values).all()):
+        raise ModelError(f"{network} produced NaN or infinite values: its weights ({path}) are probably corrupted")
+    return values
+
+
 def _build(cls, config, path: Path, keys: tuple[str, ...]):
-    module = cls(config)
-    assign_state(module, load_weights(path, keys), path)
+    """The network of `config` holding the weights at `path`, checked before anything is allocated.
+
+    The options' counts and sizes are first compared with the weights' own (`config.check_weights`:
+    an opt.txt saying 100000 layers is refused at once), then the module is laid out on the meta
+    device (no memory) and every key and shape compared; the loaded tensors become its parameters.
+    """
+    state = load_weights(path, keys)
+    config.check_weights(state, path)
+    with torch.device("meta"):
+        module = cls(config)
+    assign_state(module, state, path)
     return module.eval()
 
 
+def _length_estimator(path: Path, clip_dim: int) -> LengthEstimator:
+    """The length estimator; its number of lengths is read off its last layer's weight."""
+    state = load_weights(path, ("estimator",))
+    layers = [(int(m.group(1)), k) for k in state if (m := re.match(r"^output\.(\d+)\.weight$", k))]
+    if not layers or state[max(layers)[1]].ndim != 2:
+        raise ModelError(f"{path}: no output.N.weight matrices, so not a length estimator")
+    with torch.device("meta"):
+        model = LengthEstimator(clip_dim, int(state[max(layers)[1]].shape[0]))
+    assign_state(model, state, path)
+    return model
+
+
 def _load_stat(path: Path, width: int) -> np.ndarray:
-    try:
-        value = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ModelError(f"{path}: not a readable .npy file ({err})") from err
-    if value.shape != (width,):
-        raise ModelError(f"{path}: expected shape ({width},), found {value.shape}")
-    if not np.isfinite(value).all() or (path.name == "std.npy" and (value <= 0).any()):
-        raise ModelError(f"{path}: holds NaN, infinite or non-positive values")
-    return value
+    return read_statistic(path, width)

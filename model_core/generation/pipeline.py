@@ -16,6 +16,7 @@ import torch
 from ..control import apply as control
 from ..control.constraints import Constraint, check_frames, last_frame
 from ..errors import ModelError
+from ..inputs.numbers import seed as check_seed
 from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
 from .model import TokenModel
 from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
@@ -24,6 +25,7 @@ from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
     Motion,
     Progress,
     check_prompts,
+    check_variations,
     frames_to_tokens,
     per_prompt_frames,
     report,
@@ -52,8 +54,8 @@ class MoMask(TokenModel):
         settings.validate()
         prompts = check_prompts(prompts)
         constraints = control.prepare(constraints, self.joints_num)
-        if not isinstance(variations, int) or variations < 1:
-            raise ModelError(f"variations must be a positive whole number, got {variations!r}")
+        variations = check_variations(variations)
+        seed = check_seed(seed, variations)
         batch = [p for p in prompts for _ in range(variations)]
         per_prompt = per_prompt_frames(seconds, frames, len(prompts))
         if per_prompt is not None and max(per_prompt) > MAX_FRAMES:
@@ -121,6 +123,7 @@ class MoMask(TokenModel):
         settings.validate()
         prompts = check_prompts(prompts)
         constraints = control.prepare(constraints, self.joints_num)
+        seed = check_seed(seed)
         ids = torch.as_tensor(np.asarray(ids) if isinstance(ids, np.ndarray) else ids).to(self.device)
         base = ids[..., 0] if ids.ndim == 3 else ids
         mask = torch.as_tensor(np.asarray(edit_mask) if isinstance(edit_mask, np.ndarray) else edit_mask)

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError
-from ..settings import FPS, MAX_FRAMES
+from ..inputs.numbers import finite
+from ..settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, MAX_VARIATIONS
+
+MAX_SEGMENTS = 100         # rows of a prompt sequence: each row may cost a model window of its own
+MAX_PROMPT_CHARS = 20_000  # CLIP reads 77 tokens (about 60 words); past this a text is refused, not encoded
 
 Progress = Callable[[str, float], None]
 
@@ -57,28 +61,52 @@ def check_prompts(prompts: Sequence[str] | str) -> list[str]:
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str) or not prompt.strip():
             raise ModelError(f"prompt {i} is empty: describe the motion in words")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ModelError(f"prompt {i} is {len(prompt):,} characters long, more than the {MAX_PROMPT_CHARS:,} "
+                             f"allowed (it starts {prompt[:40]!r}…); CLIP reads about 60 words")
     return prompts
+
+
+def check_variations(variations) -> int:
+    if isinstance(variations, bool) or not isinstance(variations, (int, np.integer)) \
+            or not 1 <= variations <= MAX_VARIATIONS:
+        raise ModelError(f"variations must be a whole number from 1 to {MAX_VARIATIONS}, got {variations!r}")
+    return int(variations)
 
 
 def frames_to_tokens(frames: int, unit: int = 4) -> int:
     """Lengths are cut down to whole tokens; at least one token, at most one model call."""
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool):
         raise ModelError(f"length must be a whole number of frames, got {frames!r}")
-    if frames < unit or frames > MAX_FRAMES:
+    if frames < unit:
+        raise ModelError(f"length of {frames} frames ({frames / FPS:g} s) is too short: a motion lasts at least "
+                         f"{unit} frames ({unit / FPS:g} s at {FPS} fps) and at most {MAX_LONG_SECONDS:g} s")
+    if frames > MAX_FRAMES:
         raise ModelError(f"length of {frames} frames is out of range: one call makes {unit} to {MAX_FRAMES} "
-                         f"frames ({unit / FPS:.1f} to {MAX_FRAMES / FPS:.1f} s at {FPS} fps)")
+                         f"frames ({unit / FPS:.1f} to {MAX_FRAMES / FPS:.1f} s at {FPS} fps); longer motions "
+                         "are made window by window")
     return int(frames) // unit
 
 
 def seconds_to_frames(seconds: float) -> int:
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
-        raise ModelError(f"seconds must be a finite number, got {seconds!r}")
+    """Frames at the model's rate for a positive length in seconds (whether one generation makes that
+    many is `check_frames`'s question; a length no count can hold is refused here, naming the limit)."""
+    finite(seconds, "seconds")
     if seconds <= 0:
         raise ModelError(f"length must be positive, got {seconds} s")
-    frames = seconds * FPS
-    if not math.isfinite(frames) or frames > 1e9:
-        raise ModelError(f"length of {seconds} s is far beyond what can be generated")
-    return int(math.floor(frames + 1e-6))
+    if seconds * FPS > 1e9:
+        raise ModelError(f"length of {seconds:g} s is longer than the {MAX_LONG_SECONDS:g} s one generation makes")
+    return int(math.floor(seconds * FPS + 1e-6))
+
+
+def check_frames(frames: int) -> int:
+    """A motion's length in frames, at most what one generation makes (MAX_LONG_SECONDS)."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+        raise ModelError(f"length must be a whole number of frames, got {frames!r}")
+    if frames > MAX_LONG_SECONDS * FPS:
+        raise ModelError(f"length of {frames} frames ({frames / FPS:g} s) is longer than the {MAX_LONG_SECONDS:g} s "
+                         f"({int(MAX_LONG_SECONDS * FPS)} frames) one generation makes")
+    return int(frames)
 
 
 def report(progress: Progress | None, stage: str, fraction: float) -> None:
@@ -111,6 +139,7 @@ def per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
         values = [seconds_to_frames(s) for s in values]
     else:
         values = [frames] * count if np.isscalar(frames) else list(frames)
+    values = [check_frames(v) for v in values]
     if len(values) != count:
         raise ModelError(f"{len(values)} lengths given for {count} prompts")
     return values
@@ -118,7 +147,7 @@ def per_prompt_frames(seconds, frames, count: int) -> list[int] | None:
 
 def parse_sequence(text: str) -> list[Segment]:
     """Lines of `seconds<TAB>prompt` (blank lines and # comments skipped); errors name the line."""
-    segments = []
+    segments: list[Segment] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -129,7 +158,13 @@ def parse_sequence(text: str) -> list[Segment]:
             value = float("nan")
         if not sep or not prompt.strip() or not math.isfinite(value) or value <= 0:
             raise ModelError(f"sequence line {number}: expected 'seconds<TAB>prompt' with positive seconds, "
-                             f"got {line!r}")
+                             f"got {line[:80]!r}")
+        if value > MAX_LONG_SECONDS:
+            raise ModelError(f"sequence line {number}: {value:g} s is longer than the {MAX_LONG_SECONDS:g} s "
+                             "one generation makes")
+        if len(segments) == MAX_SEGMENTS:
+            raise ModelError(f"the sequence has more than {MAX_SEGMENTS} rows: each row may take a model window "
+                             "of its own; merge short rows")
         segments.append(Segment(prompt.strip(), int(math.floor(value * FPS + 1e-6))))
     if not segments:
         raise ModelError("the sequence has no 'seconds<TAB>prompt' line")

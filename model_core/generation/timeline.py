@@ -18,7 +18,16 @@ from ..control.constraints import Constraint, check_frames
 from ..errors import ModelError
 from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
 from .model import TokenModel
-from .requests import Edited, Motion, Progress, Segment, check_prompts, parse_sequence  # noqa: F401 (re-exported)
+from .requests import (  # noqa: F401 (Edited, Segment, parse_sequence re-exported)
+    MAX_SEGMENTS,
+    Edited,
+    Motion,
+    Progress,
+    Segment,
+    check_prompts,
+    check_variations,
+    parse_sequence,
+)
 
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
 
@@ -62,7 +71,10 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
     window = MAX_FRAMES // unit
     context = max(1, min(context_frames // unit, window // 2))
     segments = list(segments)
+    if len(segments) > MAX_SEGMENTS:
+        raise ModelError(f"{len(segments)} segments, more than the {MAX_SEGMENTS} one sequence may have")
     check_prompts([s.prompt for s in segments])
+    variations = check_variations(variations)
     total = sum(s.frames for s in segments)
     if total > MAX_LONG_SECONDS * FPS:
         raise ModelError(f"{total / FPS:.1f} s is longer than the {MAX_LONG_SECONDS:.0f} s one generation makes")

@@ -156,10 +156,9 @@ def bvh_text(joints: np.ndarray, fps: float = T2M.fps) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_bvh(path: str | Path, joints: np.ndarray, fps: float = T2M.fps) -> None:
-    """Write `bvh_text` to `path` through a temporary file, so a reader never sees half a file."""
-    path = Path(path)
-    text = bvh_text(joints, fps)
-    part = path.with_name(path.name + ".part")
-    part.write_text(text, encoding="ascii")
-    part.replace(path)
+def write_bvh(path: str | Path, joints: np.ndarray, fps: float = T2M.fps, what: str = "BVH file") -> Path:
+    """Write `bvh_text` to `path` whole or not at all (inputs.paths: a temporary file renamed over it,
+    so a full disk leaves the old file; a folder, device or symbolic link at `path` is refused)."""
+    from ..inputs.paths import write_text
+
+    return write_text(path, bvh_text(joints, fps), what, encoding="ascii")

@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.options import require
+from ..checkpoints.weights import check_option, indexed_count
 from ..errors import ModelError
 from . import layers
 
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+MAX_DILATION = 4096  # the released model's largest dilation is 9; a huge one pads every input by as much
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,31 @@ class RVQConfig:
     @property
     def frames_per_token(self) -> int:
         return self.stride_t ** self.down_t
+
+    def check_weights(self, state: dict[str, torch.Tensor], path: Path) -> None:
+        """The counts and sizes that shape the network, against the weights: checked before building."""
+        check_option(path, "num_quantizers", self.num_quantizers,
+                     indexed_count(state, r"^quantizer\.layers\.(\d+)\.codebook$"), "codebooks")
+        check_option(path, "down_t", self.down_t, indexed_count(state, r"^encoder\.model\.(\d+)\.0\.weight$"),
+                     "downsampling blocks")
+        if self.down_t:
+            check_option(path, "depth", self.depth,
+                         indexed_count(state, r"^encoder\.model\.2\.1\.model\.(\d+)\.conv1\.weight$"),
+                         "residual blocks per resolution")
+            down = state.get("encoder.model.2.0.weight")
+            if down is not None and down.ndim == 3:
+                check_option(path, "stride_t", self.stride_t * 2, int(down.shape[2]), "as the kernel (2 x stride_t)")
+        codebook = state.get("quantizer.layers.0.codebook")
+        if codebook is not None and codebook.ndim == 2:
+            check_option(path, "nb_code", self.nb_code, int(codebook.shape[0]), "codes per codebook")
+            check_option(path, "code_dim", self.code_dim, int(codebook.shape[1]), "values per code")
+        first = state.get("encoder.model.0.weight")
+        if first is not None and first.ndim == 3:
+            check_option(path, "width", self.width, int(first.shape[0]), "conv channels")
+        growth = self.dilation_growth_rate
+        if not (1 <= growth and growth ** max(self.depth - 1, 0) <= MAX_DILATION):
+            raise ModelError(f"{path}: dilation_growth_rate {growth} with depth {self.depth} "
+                             f"gives dilations past {MAX_DILATION}: the options are corrupted")
 
 
 class ResBlock(nn.Module):

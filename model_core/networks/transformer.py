@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.options import require
+from ..checkpoints.weights import check_option, indexed_count
 from ..errors import ModelError
 from . import layers
 
@@ -36,21 +37,35 @@ class TransformerConfig:
     @classmethod
     def from_options(cls, options: dict, path: Path, *, num_tokens: int, code_dim: int,
                      num_quantizers: int, clip_dim: int, default_heads: int | None = None) -> TransformerConfig:
-        heads = options.get("n_heads", default_heads)
-        if heads is None:
+        if "n_heads" not in options and default_heads is None:
             raise ModelError(f"{path}: option 'n_heads' is missing")
+        heads = require(options, "n_heads", int, path) if "n_heads" in options else default_heads
         config = cls(
             num_tokens=num_tokens, code_dim=code_dim,
             latent_dim=require(options, "latent_dim", int, path),
             ff_size=require(options, "ff_size", int, path),
             num_layers=require(options, "n_layers", int, path),
-            num_heads=int(heads),
+            num_heads=heads,
             num_quantizers=num_quantizers, clip_dim=clip_dim,
             share_weight=bool(options.get("share_weight", False)),
         )
+        if not 1 <= config.num_heads <= config.latent_dim:
+            raise ModelError(f"{path}: n_heads must be from 1 to latent_dim ({config.latent_dim}), "
+                             f"got {config.num_heads}")
         if config.latent_dim % config.num_heads:
             raise ModelError(f"{path}: latent_dim {config.latent_dim} is not divisible by n_heads {config.num_heads}")
         return config
+
+    def check_weights(self, state: dict[str, torch.Tensor], path: Path) -> None:
+        """The counts and sizes that shape the network, against the weights: checked before building."""
+        check_option(path, "n_layers", self.num_layers,
+                     indexed_count(state, r"^seqTransEncoder\.layers\.(\d+)\."), "encoder layers")
+        cond = state.get("cond_emb.weight")
+        if cond is not None and cond.ndim == 2:
+            check_option(path, "latent_dim", self.latent_dim, int(cond.shape[0]), "as the transformer width")
+        linear1 = state.get("seqTransEncoder.layers.0.linear1.weight")
+        if linear1 is not None and linear1.ndim == 2:
+            check_option(path, "ff_size", self.ff_size, int(linear1.shape[0]), "as the feed-forward width")
 
 
 class SelfAttention(nn.Module):

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_LONG_SECONDS, GenerationSettings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 196-frame edit window of features is about 0.7 MB of JSON
 MAX_PROMPT_CHARS = 1000           # CLIP reads 77 tokens; this is already far more text than it sees
@@ -21,7 +21,6 @@ MAX_SEGMENTS = 64                 # rows of a prompt sequence
 MAX_STEPS = 100
 MAX_CONSTRAINTS = 20000           # a pelvis path may hold one target per frame of a long motion
 MAX_SEED = 2**53                  # exact in every JSON client
-MAX_GUIDANCE = 100.0
 
 DEFAULTS = GenerationSettings()
 

@@ -7,6 +7,7 @@ load as they are; every hyperparameter is read off the checkpoint's shapes, like
 """
 from __future__ import annotations
 
+import pickle
 import re
 import zipfile
 from collections import OrderedDict
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.weights import refused_content
 from ..errors import ModelError
 from ..networks import layers
 from .tokenizer import ClipTokenizer
@@ -214,8 +216,12 @@ def _read_plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         # mmap keeps the vision tower's storages on disk; it needs the zip format.
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(exc)}, which a CLIP file has "
+                         "no reason to contain; use OpenAI's ViT-B-32.pt") from None
     except Exception as exc:  # damaged files fail in many ways; all mean "unreadable" here
-        raise ModelError(f"{path}: not a readable CLIP checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ModelError(f"{path}: not a readable CLIP checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).strip()[:200]})") from None
     if not isinstance(data, Mapping):
         raise ModelError(f"{path}: holds a {type(data).__name__}, expected a CLIP state dict")
     for key, value in data.items():

@@ -171,17 +171,22 @@ class ClipTokenizer:
                 raise TypeError(f"prompts must be strings, got {type(text).__name__}: {text!r}")
             ids = self.encode(text)
             if not ids:
-                raise ModelError(f"prompt {text!r} is empty or whitespace only: nothing to encode")
+                raise ModelError(f"prompt {_short(text)} is empty or whitespace only: nothing to encode")
             tokens = [SOT_TOKEN, *ids, EOT_TOKEN]
             if len(tokens) > self.context_length:
                 warnings.warn(
-                    f"prompt {text!r} is {len(tokens)} CLIP tokens long; only the first "
+                    f"prompt {_short(text)} is {len(tokens)} CLIP tokens long; only the first "
                     f"{self.context_length - 1} are used (CLIP's context is {self.context_length})",
                     stacklevel=2,
                 )
                 tokens = tokens[: self.context_length - 1] + [EOT_TOKEN]
             out[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
         return out
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A prompt as messages quote it: its start, never the whole of a long text."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
 
 
 @lru_cache(maxsize=1)

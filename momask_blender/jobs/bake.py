@@ -63,6 +63,19 @@ class Generation:
         return GenerationSettings(steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
                                   temperature=self.temperature, topk=self.topk)
 
+    def check(self) -> None:
+        """Every value within what the model takes (model_core's own checks), before any work starts."""
+        from model_core.generation.requests import check_frames, check_variations, seconds_to_frames
+        from model_core.inputs.numbers import seed
+
+        from ..errors import model_checks
+
+        with model_checks():
+            self.settings().validate()
+            seed(self.seed, check_variations(self.variations))
+            if self.seconds is not None:
+                check_frames(seconds_to_frames(self.seconds))
+
 
 @dataclass
 class BakeJob:
@@ -105,12 +118,43 @@ def detect_for(obj) -> dict[str, str]:
     return detection_for(obj).bone_map
 
 
+OVERRIDE_MAPS = "momask_override_bone_maps"  # Scene property: bone maps of library-overridden armatures
+
+
+def store_bone_map(obj, bone_map: dict[str, str]) -> None:
+    """Keep the map on the armature object. A library override cannot save a property its library
+    lacks, so its map is also kept in the scenes that hold it (local data), keyed by its name."""
+    import bpy
+
+    from ..rig.bone_map import map_to_json
+
+    text = map_to_json(bone_map)
+    obj[BONE_MAP_PROPERTY] = text
+    if obj.override_library is not None:
+        for scene in bpy.data.scenes:
+            if scene.library is None and obj.name in scene.objects:
+                maps = dict(scene.get(OVERRIDE_MAPS, {}))
+                maps[obj.name] = text
+                scene[OVERRIDE_MAPS] = maps
+
+
+def stored_bone_map(obj):
+    """The map stored for the armature (its property, or for an override the scenes' copy), or None."""
+    import bpy
+
+    stored = obj.get(BONE_MAP_PROPERTY)
+    if stored is None and obj.override_library is not None:
+        stored = next((scene[OVERRIDE_MAPS][obj.name] for scene in bpy.data.scenes
+                       if obj.name in scene.get(OVERRIDE_MAPS, {})), None)
+    return stored
+
+
 def resolve_bone_map(obj) -> dict[str, str]:
     """The map stored on the armature (the user's edits win), or a detected one. A detection that
     finds no humanoid refuses with what is missing rather than bake a guess."""
     from ..rig.bone_map import check_bone_map, map_from_json
 
-    stored = obj.get(BONE_MAP_PROPERTY)
+    stored = stored_bone_map(obj)
     if stored:
         data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
         return check_bone_map(data, [b.name for b in obj.data.bones])
@@ -124,9 +168,7 @@ def resolve_bone_map(obj) -> dict[str, str]:
 def store_detection(obj, detection) -> None:
     """The detected map and, beside it, how each joint was found and how sure (old files and
     tools read `momask_bone_map` as a plain joint → bone object, so the rest lives apart)."""
-    from ..rig.bone_map import map_to_json
-
-    obj[BONE_MAP_PROPERTY] = map_to_json(detection.bone_map)
+    store_bone_map(obj, detection.bone_map)
     obj[BONE_MAP_INFO_PROPERTY] = json.dumps(detection.info())
 
 
@@ -145,7 +187,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     started = time.perf_counter()
     check_armature(obj)
     bone_map = resolve_bone_map(obj)
-    detection = None if obj.get(BONE_MAP_PROPERTY) else detection_for(obj)
+    detection = None if stored_bone_map(obj) else detection_for(obj)
     lacking = missing_required(bone_map)
     if lacking:
         unmapped = [j for j in JOINTS if j not in bone_map]
@@ -174,6 +216,7 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
     else:
         if generation is None or not prompt.strip():
             raise MomaskError("the prompt is empty: describe the motion in a sentence")
+        generation.check()
         generation.check_model()
         job.action_name = prompt.strip()
     if direction is not None and direction.wanted():
@@ -282,13 +325,18 @@ def apply(context, job: BakeJob) -> list:
     """Write one new Action per motion onto the armature; the first one is assigned."""
     import bpy
 
-    from ..rig.bone_map import map_to_json
     from ..scene.keyframes import write_bake
 
     started = time.perf_counter()
     obj = bpy.data.objects.get(job.object_name)
     if obj is None or obj.type != "ARMATURE":
         raise MomaskError(f"armature '{job.object_name}' is gone")
+    from ..rig.resample import MAX_SCENE_FRAME
+
+    last = job.frame_start + max(b.frames for b in job.bakes) - 1
+    if last > MAX_SCENE_FRAME:
+        raise MomaskError(f"the motion would end on frame {last:,}, past Blender's last frame ({MAX_SCENE_FRAME:,}): "
+                          "start it earlier")
     needed = {name for bake in job.bakes for name in [*bake.bone_names, *bake.locations]}
     needed |= {b.root_bone for b in job.bakes if b.root_bone}
     gone = sorted(needed - set(obj.pose.bones.keys()))
@@ -324,7 +372,7 @@ def apply(context, job: BakeJob) -> list:
     if job.detection is not None and job.detection.bone_map == job.plan.bone_map:
         store_detection(obj, job.detection)
     else:
-        obj[BONE_MAP_PROPERTY] = map_to_json(job.plan.bone_map)
+        store_bone_map(obj, job.plan.bone_map)
     scene = context.scene
     end = job.frame_start + max(b.frames for b in job.bakes) - 1
     if scene.frame_end < end:

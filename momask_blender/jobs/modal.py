@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import bpy
 
+from model_core.errors import ModelError
+
 from ..errors import MomaskError
 from . import worker as jobs
 
@@ -142,7 +144,7 @@ class ModalJobOperator:
     """Mixin for a `bpy.types.Operator` that runs prepare → compute → apply (see the module docstring)."""
 
     job_label = "MoMask"
-    job_errors: tuple[type[BaseException], ...] = (MomaskError,)
+    job_errors: tuple[type[BaseException], ...] = (MomaskError, ModelError)  # ModelError: model_core's checks
 
     # --- the three steps, for subclasses
 

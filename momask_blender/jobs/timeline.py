@@ -81,6 +81,7 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     fps = scene_fps(render.fps, render.fps_base)
     lo, hi = animation_range(fcurves)
     window = window_for(lo, hi, fps)
+    generation.check()
     generation.check_model()
     joints = inpaint.rig_joints(plan, sample_pose(context, obj, plan.rig.names, window.sample_frames()))
 

@@ -31,6 +31,37 @@ def interpolate(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return x[i0] * (1 - w) + x[i1] * w
 
 
+MAX_SCENE_FRAME = 1_048_574  # Blender's MAXFRAME: the last frame a scene (and a key) can be on
+
+
+def fps_settings(rate: float, what: str = "--fps") -> tuple[int, float]:
+    """A frame rate checked (model_core.inputs.timing) and as Blender stores it: render.fps, fps_base."""
+    from model_core.inputs.timing import frame_rate
+
+    from ..errors import model_checks
+
+    with model_checks():
+        rate = frame_rate(rate, what)
+    fps = max(1, int(round(rate)))
+    return fps, fps / rate
+
+
+def check_frame(frame, what: str = "--frame-start") -> int:
+    """A scene frame number within Blender's range."""
+    from model_core.inputs.numbers import whole
+
+    from ..errors import model_checks
+
+    with model_checks():
+        return whole(frame, what, -MAX_SCENE_FRAME, MAX_SCENE_FRAME)
+
+
 def scene_fps(fps: int, fps_base: float) -> float:
-    """Blender's true frame rate: render.fps / render.fps_base (e.g. 30 / 1.001 = 29.97)."""
-    return float(fps) / float(fps_base)
+    """Blender's true frame rate: render.fps / render.fps_base (e.g. 30 / 1.001 = 29.97), checked:
+    a base of 0.0001 makes 1,200,000 fps, which no bake can fill."""
+    from model_core.inputs.timing import frame_rate
+
+    from ..errors import model_checks
+
+    with model_checks():
+        return frame_rate(float(fps) / float(fps_base), "the scene's frame rate")

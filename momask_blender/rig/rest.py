@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import MomaskError
 from .rotations import polar_rotation
 
 Point = tuple[float, float, float]
@@ -109,3 +110,19 @@ class RigRest:
 
 def _point(v: np.ndarray) -> Point:
     return (float(v[0]), float(v[1]), float(v[2]))
+
+
+MIN_SCALE = 1e-6  # an axis scaled below this has collapsed: the rig has no shape to bake onto
+
+
+def check_transform(world: np.ndarray, name: str) -> None:
+    """Refuse an armature object whose transform collapses an axis (scale 0) or mirrors it (negative
+    scale): the first has no rotations to solve (a singular matrix), the second swaps left and right."""
+    m = np.asarray(world, dtype=np.float64)[:3, :3]
+    scales = np.linalg.norm(m, axis=0)
+    if not np.isfinite(m).all() or scales.min() < MIN_SCALE * max(scales.max(), 1.0):
+        raise MomaskError(f"armature '{name}' has a scale of 0 (or nearly) on an axis: give it a non-zero scale "
+                          "(Object > Transform > Scale) and bake again")
+    if np.linalg.det(m) < 0:
+        raise MomaskError(f"armature '{name}' is mirrored (a negative scale): its left and right would swap; "
+                          "make the scale positive, or apply it (Object > Apply > Scale), and bake again")

@@ -57,8 +57,12 @@ class RetargetOptions:
     def __post_init__(self):
         if self.root_motion not in ROOT_MOTIONS:
             raise MomaskError(f"root motion must be one of {ROOT_MOTIONS}, got {self.root_motion!r}")
-        if not self.fps > 0:
-            raise MomaskError(f"frame rate must be positive, got {self.fps}")
+        from model_core.inputs.timing import frame_rate
+
+        from ..errors import model_checks
+
+        with model_checks():
+            frame_rate(self.fps, "the scene's frame rate")
 
 
 @dataclass
@@ -84,6 +88,9 @@ class Bake:
 
 
 # ----------------------------------------------------------------------------- solving
+
+
+MIN_LEG_SHARE = 0.02  # a source leg shorter than this share of the body's reach has collapsed
 
 
 def source_leg_length(J: np.ndarray) -> float:
@@ -224,12 +231,22 @@ def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = Retar
              src_fps: float = FPS) -> Bake:
     """Bake source joints (T, 22, 3; HumanML3D axes, metres, `src_fps`) onto the planned rig."""
     J = check_joints(joints)
+    from model_core.inputs.timing import resampled_frames
+
+    from ..errors import model_checks
+
+    with model_checks():
+        resampled_frames(len(J), src_fps, options.fps)  # bounded before any array of that length exists
     J = to_blender(resample(J, src_fps, options.fps))
     if options.placed:  # rig space (see rig.directing): the place and the size are already the rig's
         scale = plan.leg_length / SOURCE_LEG
     else:
         J = align_source(J, plan)
-        scale = plan.leg_length / max(source_leg_length(J), 1e-6)
+        source_leg = source_leg_length(J)
+        if not source_leg > MIN_LEG_SHARE * float(np.abs(J - J[:, :1]).max()):
+            raise MomaskError(f"the motion's legs have no length (hip to ankle: {source_leg:.3g}): its hips, knees "
+                              "and ankles sit on one point, so it cannot be scaled to the rig")
+        scale = plan.leg_length / source_leg
     F = len(J)
 
     Q = solve_rotations(J, plan)

@@ -57,16 +57,11 @@ def from_blender(points: np.ndarray) -> np.ndarray:
 
 
 def check_joints(joints: np.ndarray, what: str = "motion") -> np.ndarray:
-    """Validate a (T, 22, 3) joint array: shape, at least 2 frames, finite values."""
-    from ..errors import MomaskError
+    """A (T, 22, 3) joint array as float64: real numbers, at least 2 frames, finite, of plausible size,
+    a skeleton whose joints are not all on one point (model_core.inputs.arrays holds the checks)."""
+    from model_core.inputs.arrays import check_joints as check
 
-    j = np.asarray(joints)
-    if j.ndim != 3 or j.shape[1:] != (22, 3):
-        raise MomaskError(f"{what}: expected joint positions of shape (frames, 22, 3), got {j.shape}")
-    if len(j) < 2:
-        raise MomaskError(f"{what}: needs at least 2 frames, got {len(j)}")
-    bad = ~np.isfinite(j)
-    if bad.any():
-        frame = int(np.argwhere(bad)[0][0])
-        raise MomaskError(f"{what}: {int(bad.sum())} NaN/inf values (first in frame {frame})")
-    return j.astype(np.float64)
+    from ..errors import model_checks
+
+    with model_checks():
+        return check(joints, what, joints_num=22, min_frames=2)

@@ -2,6 +2,7 @@
 its armature, or building Blender's human metarig for the demo."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import bpy
@@ -13,6 +14,20 @@ from ..rig.skeleton import JOINTS, NEXT, PARENTS, t_pose, to_blender
 RIG_SUFFIXES = (".glb", ".gltf", ".vrm", ".fbx", ".blend", ".bvh")
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
+
+
+def importer_cause(err: Exception) -> str:
+    """One line saying why a Blender importer failed: the exception line of the traceback it reports
+    (e.g. "IndexError: list index out of range"), or its own report, never the traceback's tail."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    causes = [line for line in lines if _EXCEPTION_LINE.match(line) and not line.startswith("Error: ")]
+    cause = causes[-1] if causes else (lines[0] if lines else type(err).__name__)
+    for prefix in ("Error: ", "Python: "):
+        cause = cause.removeprefix(prefix)
+    return cause[:200]
+
+
 def import_rig(path: Path) -> None:
     """Load the character into a fresh, empty scene with Blender's own importers."""
     suffix = path.suffix.lower()
@@ -20,6 +35,12 @@ def import_rig(path: Path) -> None:
         raise MomaskError(f"rig file not found: {path}")
     if suffix not in RIG_SUFFIXES:
         raise MomaskError(f"unsupported rig file {path.name}: use one of {', '.join(RIG_SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise MomaskError(f"rig file {path.name} is empty (0 bytes)")
+    if suffix == ".bvh":
+        from ..rig.bvh_check import check_bvh
+
+        check_bvh(path)
     try:
         if suffix == ".blend":
             bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
@@ -32,7 +53,7 @@ def import_rig(path: Path) -> None:
         else:
             bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False)
     except RuntimeError as err:
-        raise MomaskError(f"Blender could not import {path.name}: {str(err).strip()[-400:]}") from None
+        raise MomaskError(f"Blender could not import {path.name}: {importer_cause(err)}") from None
 
 
 def pick_armature(name: str | None):
@@ -58,8 +79,11 @@ def select_only(obj) -> None:
 
 
 def set_frame_rate(scene, fps: float) -> None:
-    """Blender keeps a rate as a whole number and a divisor: 29.97 is 30 / 1.001."""
-    scene.render.fps, scene.render.fps_base = int(round(fps)), round(fps) / fps
+    """Blender keeps a rate as a whole number and a divisor: 29.97 is 30 / 1.001. The rate is checked
+    (1 to 1000 fps, model_core.inputs.timing) before the scene is touched."""
+    from ..rig.resample import fps_settings
+
+    scene.render.fps, scene.render.fps_base = fps_settings(fps)
 
 
 def build_metarig():

@@ -106,8 +106,10 @@ def read_image(path: Path) -> np.ndarray:
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) image (top row first, 0..1) as an 8-bit PNG with Blender's image API; the
     file appears whole or not at all."""
+    from .saving import check_output
+
     h, w = rgb.shape[:2]
-    path = Path(path)
+    path = check_output(path, "picture")  # a folder, device or symbolic link there is refused
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part.png")
     img = bpy.data.images.new(TAG, w, h, alpha=False)
@@ -115,8 +117,12 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
         px = np.concatenate([np.clip(rgb, 0.0, 1.0), np.ones((h, w, 1))], axis=2)[::-1]
         img.pixels.foreach_set(np.ascontiguousarray(px, np.float32).ravel())
         img.filepath_raw, img.file_format = str(part), "PNG"
-        img.save()
-        part.replace(path)
+        try:
+            img.save()
+            part.replace(path)
+        except (RuntimeError, OSError) as err:
+            raise MomaskError(f"cannot write the picture {path}: {str(err).strip().splitlines()[-1][:200]}") \
+                from None
     finally:
         bpy.data.images.remove(img)
         part.unlink(missing_ok=True)

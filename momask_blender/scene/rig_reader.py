@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig.rest import BoneInfo, IKLink, RigRest
+from ..rig.rest import BoneInfo, IKLink, RigRest, check_transform
 
 DRIVING = ("COPY_ROTATION", "COPY_TRANSFORMS")
 AIMING = ("IK", "DAMPED_TRACK", "TRACK_TO", "LOCKED_TRACK", "STRETCH_TO", "COPY_LOCATION", "SPLINE_IK")
@@ -23,11 +23,18 @@ def check_armature(obj) -> None:
         raise MomaskError("no active object: select the armature to animate")
     if obj.type != "ARMATURE":
         raise MomaskError(f"'{obj.name}' is a {obj.type.lower()}, not an armature: select an armature")
-    if obj.library is not None or obj.data.library is not None:
-        raise MomaskError(f"armature '{obj.name}' is linked from a library file: make it local "
-                          "(Object > Relations > Make Local) or add a library override first")
+    if obj.library is not None:
+        raise MomaskError(f"armature '{obj.name}' is linked from {obj.library.filepath} and cannot take an "
+                          "action: make a library override of it (select it, then Object > Library Override > "
+                          "Make) or make it local (Object > Relations > Make Local)")
+    override = obj.override_library
+    if override is not None and override.is_system_override:
+        raise MomaskError(f"armature '{obj.name}' is a library override that is not editable: make it editable "
+                          "(in the Outliner, right-click it > Library Override > Make > Selected)")
+    # An editable override's own animation data is local; its bones (linked armature data) are only read.
     if len(obj.data.bones) == 0:
         raise MomaskError(f"armature '{obj.name}' has no bones")
+    check_transform(np.array(obj.matrix_world), obj.name)
 
 
 def _parents_first(bones) -> list:

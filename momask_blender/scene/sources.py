@@ -11,57 +11,34 @@ import numpy as np
 
 from model_core.motion.skeleton import T2M
 
-from ..errors import MomaskError
+from ..errors import MomaskError, model_checks
 from ..rig.skeleton import FPS, JOINTS, check_joints, from_blender
 
 FEATURES = T2M.feature_dim  # HumanML3D features per frame for the 22-joint skeleton
 
 
 def load_npy(path: str | Path) -> tuple[np.ndarray, float]:
-    """(joints (T, 22, 3) HumanML3D axes, fps) from a 263-d feature file or a joint array."""
+    """(joints (T, 22, 3) HumanML3D axes, fps) from a 263-d feature file or a joint array.
+
+    The file is read by model_core's checked reader (its header against its size, no pickles) and the
+    array checked as the kind of motion its shape says it is."""
+    from model_core.inputs.arrays import check_features, read_npy, real_numbers
+
     path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise MomaskError(f"motion file not found: {path}") from None
-    except (OSError, ValueError) as err:
-        raise MomaskError(f"cannot read {path.name} as a NumPy array: {err}") from None
-    if data.dtype.kind not in "fiu":
-        raise MomaskError(f"{path.name}: expected numbers, found dtype {data.dtype}")
-    data = data.astype(np.float64)
-    if data.ndim == 3 and data.shape[0] == 1 and data.shape[-1] == FEATURES:
-        data = data[0]
-    if data.ndim == 2 and data.shape[1] == FEATURES:
-        if not np.isfinite(data).all():
-            raise MomaskError(f"{path.name}: the features contain NaN or infinite values")
-        import model_core.motion
+    with model_checks():
+        data = real_numbers(read_npy(path, "motion file"), path.name)
+        if data.ndim == 3 and data.shape[0] == 1 and data.shape[-1] == FEATURES:
+            data = data[0]
+        if data.ndim == 2 and data.shape[1] == FEATURES:
+            import model_core.motion
 
-        joints = model_core.motion.recover_from_ric(data, 22)
-    elif data.ndim == 3 and data.shape[1:] == (22, 3):
-        joints = data
-    else:
-        raise MomaskError(f"{path.name}: expected HumanML3D features (frames, {FEATURES}) or joints "
-                          f"(frames, 22, 3), got shape {data.shape}")
+            joints = model_core.motion.recover_from_ric(check_features(data, FEATURES, path.name), 22)
+        elif data.ndim == 3 and data.shape[1:] == (22, 3):
+            joints = data
+        else:
+            raise MomaskError(f"{path.name}: expected HumanML3D features (frames, {FEATURES}) or joints "
+                              f"(frames, 22, 3), got shape {data.shape}")
     return check_joints(joints, path.name), FPS
-
-
-def _bvh_frame_time(path: Path) -> float:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.read(1 << 20)
-    except OSError as err:
-        raise MomaskError(f"cannot read {path}: {err.strerror}") from None
-    if "HIERARCHY" not in head or "MOTION" not in head:
-        raise MomaskError(f"{path.name} is not a BVH file (no HIERARCHY/MOTION sections)")
-    for line in head.splitlines():
-        if line.strip().lower().startswith("frame time:"):
-            try:
-                value = float(line.split(":", 1)[1])
-            except ValueError:
-                break
-            if value > 0:
-                return value
-    raise MomaskError(f"{path.name}: the BVH has no valid 'Frame Time' line")
 
 
 def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
@@ -69,12 +46,14 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
     import bpy
 
     from ..rig.bone_map import detect_bone_map
+    from ..rig.bvh_check import check_bvh
+    from .characters import importer_cause
     from .rig_reader import bone_infos
 
     path = Path(path)
     if not path.is_file():
         raise MomaskError(f"motion file not found: {path}")
-    fps = 1.0 / _bvh_frame_time(path)
+    fps = check_bvh(path).fps
     scene = bpy.context.scene
     before = {c: set(getattr(bpy.data, c)) for c in ("objects", "armatures", "actions")}
     frame = scene.frame_current
@@ -87,7 +66,7 @@ def load_bvh(path: str | Path) -> tuple[np.ndarray, float]:
             bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=False, update_scene_duration=False,
                                     use_fps_scale=False, frame_start=1, global_scale=1.0)
         except RuntimeError as err:
-            raise MomaskError(f"{path.name}: Blender's BVH importer failed: {str(err).strip()[-300:]}") from None
+            raise MomaskError(f"{path.name}: Blender's BVH importer failed: {importer_cause(err)}") from None
         obj = next((o for o in bpy.data.objects if o not in before["objects"] and o.type == "ARMATURE"), None)
         if obj is None or obj.animation_data is None or obj.animation_data.action is None:
             raise MomaskError(f"{path.name}: the BVH gave no animated skeleton")

@@ -32,6 +32,11 @@ CLIP_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_SHA256}/ViT-B-
 CLIP_URL_ORIGIN = f"https://openaipublic.blob.core.windows.net/clip/models/{CLIP_SHA256}/ViT-B-32.pt"
 CLIP_REL = "clip/ViT-B-32.pt"
 
+# Caps on what a download or an install may bring: an endless stream or a zip bomb fills the disk.
+CLIP_MAX_BYTES = 400_000_000       # OpenAI's ViT-B-32.pt is about 354 MB
+MODELS_ZIP_MAX_BYTES = 4 << 30     # the released HumanML3D models are about 200 MB of weights
+INSTALL_MAX_BYTES = 8 << 30        # everything one install unpacks or copies
+
 # The Google Drive file that the official prepare/download_models.sh fetches for HumanML3D.
 HUMANML3D_ZIP_DRIVE_ID = "1vXS7SHJBgWPt59wupQ5UUzhFObrnGkQ0"
 HUMANML3D_ZIP_NAME = "humanml3d_models.zip"

@@ -70,6 +70,7 @@ def download(
     *,
     sha256: str | None = None,
     size: int | None = None,
+    max_bytes: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFlag = None,
     timeout: float = 30.0,
@@ -80,6 +81,9 @@ def download(
     opener: urllib.request.OpenerDirector | None = None,
 ) -> Path:
     """Fetch `url` into `dest` and return `dest`; raise `DownloadError` with a clear reason.
+
+    `size` is the exact size expected; `max_bytes` a cap when it is not known: a server that
+    declares more, or keeps sending past it, is cut off and nothing is kept.
 
     `timeout` is how long the server may stay silent (connect or between reads). Dropped
     connections and timeouts are retried `retries` times, continuing with an HTTP Range request
@@ -96,7 +100,8 @@ def download(
     try:
         for attempt in range(retries + 1):
             try:
-                _fetch_into(url, part, opener, size, progress, cancel, timeout, reject_html)
+                _fetch_into(url, part, opener, size, progress, cancel, timeout, reject_html,
+                            size if size is not None else max_bytes)
                 break
             except _Retryable as exc:
                 if attempt == retries:
@@ -121,6 +126,7 @@ def _fetch_into(
     cancel: CancelFlag,
     timeout: float,
     reject_html: bool,
+    cap: int | None = None,
 ) -> None:
     """One attempt: continue `part` from its current length where the server allows it."""
     if is_cancelled(cancel):
@@ -158,7 +164,9 @@ def _fetch_into(
             raise WrongFileError(
                 f"wrong size: the server offers {total:,} bytes, expected {size:,} ({url})"
             )
-        _stream(resp, part, start, total, remaining, url, progress, cancel, timeout)
+        if cap is not None and total is not None and total > cap:
+            raise WrongFileError(f"too large: the server offers {total:,} bytes, at most {cap:,} expected ({url})")
+        _stream(resp, part, start, total, remaining, url, progress, cancel, timeout, cap)
 
 
 def _resume_start(resp: http.client.HTTPResponse, offset: int) -> int:
@@ -181,8 +189,10 @@ def _stream(
     progress: ProgressFn | None,
     cancel: CancelFlag,
     timeout: float,
+    cap: int | None = None,
 ) -> None:
-    """Copy the body into `part` (appending after `start`), reporting progress per chunk."""
+    """Copy the body into `part` (appending after `start`), reporting progress per chunk; stop with
+    a WrongFileError once more than `cap` bytes arrived."""
     done = start
     with open(part, "r+b" if start else "wb") as fh:
         fh.seek(start)
@@ -200,6 +210,9 @@ def _stream(
                 raise _Retryable(_interrupted_message(url, done, total)) from exc
             if not chunk:
                 break
+            if cap is not None and done + len(chunk) > cap:
+                raise WrongFileError(f"too large: {_host(url)} kept sending past the {cap:,} bytes expected; "
+                                     f"the download was stopped and discarded ({url})")
             fh.write(chunk)
             done += len(chunk)
             if progress is not None:

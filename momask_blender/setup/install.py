@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .assets import (
+    CLIP_MAX_BYTES,
     CLIP_REL,
     CLIP_SHA256,
     CLIP_URL,
@@ -27,6 +28,8 @@ from .assets import (
     HUMANML3D,
     HUMANML3D_ZIP_DRIVE_ID,
     HUMANML3D_ZIP_NAME,
+    INSTALL_MAX_BYTES,
+    MODELS_ZIP_MAX_BYTES,
     Release,
     checkpoints_rel,
     discover_release,
@@ -49,6 +52,11 @@ from .download import (
 ProgressFn = Callable[[int, int | None], None]
 _CHUNK = 1 << 20
 _SEARCH_DEPTH = 4  # how deep inside a zip/folder the checkpoints/t2m level may sit
+MAX_MEMBERS = 10_000  # the official zip holds a few dozen files
+MAX_RATIO = 100       # uncompressed / compressed: weights barely compress, a zip bomb compresses 1000x
+RATIO_FROM = 1 << 20  # small text files may compress well: the ratio counts from 1 MB up
+MAX_NAME_BYTES = 255  # one path component, as most file systems allow
+MAX_PATH_BYTES = 1024
 
 
 class InstallError(Exception):
@@ -90,11 +98,45 @@ def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def check_zip_members(zf: zipfile.ZipFile) -> None:
-    """Refuse the whole archive if any member is unsafe (zip slip)."""
-    for info in zf.infolist():
+def check_zip_members(zf: zipfile.ZipFile, max_bytes: int = INSTALL_MAX_BYTES) -> None:
+    """Refuse the whole archive, before anything is written, if a member is unsafe (zip slip), its
+    name is listed twice, is both a file and a folder or is too long, or if the declared sizes are
+    past `max_bytes` or compress like a zip bomb."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise InstallError(f"refused: the zip holds {len(infos):,} members, more than the {MAX_MEMBERS:,} expected")
+    files: set[str] = set()
+    folders: set[str] = set()
+    total = 0
+    for info in infos:
         if (reason := unsafe_member_reason(info)) is not None:
             raise InstallError(f"refused: the zip member {info.filename!r} is unsafe ({reason})")
+        name = info.filename.replace("\\", "/").strip("/")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts) or len(name.encode("utf-8")) > MAX_PATH_BYTES:
+            raise InstallError(f"refused: the zip member {name[:60]!r}... has a name too long for a file system")
+        key = "/".join(parts)
+        if info.is_dir():
+            if key in files:
+                raise InstallError(f"refused: {key!r} is both a file and a folder in the zip")
+            folders.add(key)
+            continue
+        if key in files:
+            raise InstallError(f"refused: the zip lists {key!r} twice (which copy is the right one?)")
+        if key in folders:
+            raise InstallError(f"refused: {key!r} is both a file and a folder in the zip")
+        files.add(key)
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        total += info.file_size
+        if info.file_size > RATIO_FROM and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise InstallError(f"refused: the zip member {key!r} claims {info.file_size:,} bytes from "
+                               f"{info.compress_size:,} (a zip bomb?)")
+    clash = files & folders
+    if clash:
+        raise InstallError(f"refused: {sorted(clash)[0]!r} is both a file and a folder in the zip")
+    if total > max_bytes:
+        raise InstallError(f"refused: the zip unpacks to {total:,} bytes, more than the {max_bytes:,} an install "
+                           "of the models may take")
 
 
 def install_models_zip(
@@ -141,9 +183,11 @@ def install_checkpoints_folder(
     assert found is not None
     if dataset_dir.resolve() == (root / checkpoints_rel(found)).resolve():
         return [dataset_dir / name for name in release_folders(found)]  # installed already
-    files = [p for name in release_folders(found)
-             for p in sorted((dataset_dir / name).rglob("*")) if p.is_file()]
+    files = _folder_files(dataset_dir, release_folders(found))
     total = sum(p.stat().st_size for p in files)
+    if total > INSTALL_MAX_BYTES:
+        raise InstallError(f"{src} holds {total:,} bytes of model files, more than the {INSTALL_MAX_BYTES:,} an "
+                           "install of the models may take")
     with _staging(root) as tmp:
         _check_space(root, total)
         done = 0
@@ -171,6 +215,8 @@ def install_clip(
     if not zipfile.is_zipfile(src):
         raise InstallError(f"{src.name} is not a TorchScript archive like OpenAI's ViT-B-32.pt")
     total = src.stat().st_size
+    if total > CLIP_MAX_BYTES:
+        raise InstallError(f"{src.name} has {total:,} bytes; OpenAI's ViT-B-32.pt has about 354 MB")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _check_space(dest.parent, total)
     part = dest.with_name(dest.name + ".part")
@@ -224,6 +270,7 @@ def download_models(
     zip_path = Path(root) / "downloads" / HUMANML3D_ZIP_NAME
     _stage(on_stage, f"Downloading {HUMANML3D_ZIP_NAME}")
     try:
+        download_options.setdefault("max_bytes", MODELS_ZIP_MAX_BYTES)
         download_google_drive(file_id, zip_path, base_url=drive_url, sha256=sha256, progress=progress,
                               cancel=cancel, **download_options)
         _stage(on_stage, f"Unpacking {HUMANML3D_ZIP_NAME}")
@@ -253,6 +300,7 @@ def download_clip(
     if not allow_online:
         raise DownloadError(offline_instructions(root))
     _stage(on_stage, "Downloading ViT-B-32.pt")
+    download_options.setdefault("max_bytes", CLIP_MAX_BYTES)
     errors = []
     for url in urls:
         try:
@@ -314,12 +362,31 @@ def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], tmp: Path,
         target = (tmp / info.filename.replace("\\", "/")).resolve()
         if not target.is_relative_to(base):  # belt and braces after check_zip_members
             raise InstallError(f"refused: the zip member {info.filename!r} is unsafe (outside the folder)")
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as fin, open(target, "wb") as fout:
                 done = _copy(fin, fout, done, total, progress, cancel)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
             raise InstallError(f"could not unpack {info.filename}: {exc}") from exc
+
+
+def _folder_files(dataset_dir: Path, folders) -> list[Path]:
+    """The regular files under the release's folders; a symbolic link leading out of the folder being
+    installed (a file elsewhere on the machine) or anything but a file or folder is refused."""
+    base = dataset_dir.resolve()
+    files = []
+    for name in folders:
+        for top, dirs, names in os.walk(dataset_dir / name, followlinks=False):
+            for entry in sorted(names) + [d for d in dirs if (Path(top) / d).is_symlink()]:
+                path = Path(top) / entry
+                if path.is_symlink() and not path.resolve().is_relative_to(base):
+                    raise InstallError(f"refused: {path} is a symbolic link to {path.resolve()}, outside the folder "
+                                       "being installed; copy the real file there instead")
+                if path.is_file():
+                    files.append(path)
+                elif not path.is_dir():
+                    raise InstallError(f"refused: {path} is not a regular file")
+    return sorted(files)
 
 
 def _expected(release: Release | None) -> str:

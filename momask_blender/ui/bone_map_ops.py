@@ -100,7 +100,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
     filter_glob: bpy.props.StringProperty(default="*.json", options={"HIDDEN"})
 
     def execute(self, context):
-        from ..rig.bone_map import load_preset, map_to_json
+        from ..rig.bone_map import load_preset
         from ..scene.rig_reader import check_armature
         from .properties import refresh_mapping
 
@@ -111,7 +111,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        obj[job.BONE_MAP_PROPERTY] = map_to_json(bmap)
+        job.store_bone_map(obj, bmap)
         if job.BONE_MAP_INFO_PROPERTY in obj.keys():  # detection's record no longer describes this map
             del obj[job.BONE_MAP_INFO_PROPERTY]
         refresh_mapping(context)

@@ -7,6 +7,7 @@ a progress bar and Cancel, like Generate (see `modal.py`).
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -160,6 +161,7 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
         row = box.row()
         row.prop(self, "device")
         row.prop(self, "threads")
+        _draw_thread_policy(box)
         if self.device_value == 1 and not cuda_name():
             row = box.row()
             row.alert = True
@@ -169,6 +171,19 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
         row = box.row()
         row.label(text="Model: loaded in memory" if model_cache.loaded() else "Model: not loaded")
         row.operator("momask.unload_model", icon="TRASH")
+
+
+def _draw_thread_policy(box) -> None:
+    """A warning when PyTorch was loaded before the add-on could set how its threads wait."""
+    try:
+        from model_core import threads
+    except ImportError:
+        return
+    if threads.applied_at_import() == threads.TOO_LATE:
+        col = box.column(align=True)
+        col.alert = True
+        for line in textwrap.wrap(threads.status(), 90):
+            col.label(text=line)
 
 
 def _draw_job(layout, context) -> None:

@@ -66,12 +66,12 @@ def editor_shown(obj):
     """What the bone-map editor shows for an armature (`bone_rows.Shown`): its stored map (with the
     confidence detection recorded) or the detected one. Remembered per rest pose and stored map,
     since every row of the panel asks on every redraw."""
-    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, BONE_MAP_PROPERTY
+    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, stored_bone_map
     from ..rig.bone_rows import effective
     from ..scene.rig_reader import bone_infos, rig_key
     from ..scene.rigify_rig import deform_infos, is_generated
 
-    stored, info = obj.get(BONE_MAP_PROPERTY), obj.get(BONE_MAP_INFO_PROPERTY)
+    stored, info = stored_bone_map(obj), obj.get(BONE_MAP_INFO_PROPERTY)
     key = (rig_key(obj), str(stored), str(info))
     if key not in _SHOWN_CACHE:
         if len(_SHOWN_CACHE) > 8:
@@ -89,8 +89,7 @@ def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
 
 def set_bone(obj, joint: str, bone: str) -> str | None:
     """Store the armature's map with `joint` → `bone`; returns the joint that gave the bone up."""
-    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, BONE_MAP_PROPERTY
-    from ..rig.bone_map import map_to_json
+    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, store_bone_map
     from ..rig.bone_rows import set_joint
 
     shown = editor_shown(obj)
@@ -99,7 +98,7 @@ def set_bone(obj, joint: str, bone: str) -> str | None:
         obj[BONE_MAP_INFO_PROPERTY] = json.dumps({"joints": {j: {"bone": b, "confidence": c, "how": h}
                                                              for j, (c, h) in shown.found.items()
                                                              if c is not None and (b := shown.bone_map.get(j))}})
-    obj[BONE_MAP_PROPERTY] = map_to_json(new)
+    store_bone_map(obj, new)
     refresh_mapping(bpy.context)
     return moved
 
