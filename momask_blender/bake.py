@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from model_core.cli import add_generation_flags
+from model_core.serve.client import TOKEN_ENV
 
 from .errors import MomaskError, model_checks
 from .rig.skeleton import FPS
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model_core's constraints format, positions in world metres with HumanML3D axes "
                         "(x, height, -y), frames at 20 fps from the first generated frame")
     add_generation_flags(p, model_required=False)  # model paths are only needed when generating
+    p.add_argument("--server", help="a model server (http://host:8790): the model runs there, and this process "
+                   "needs no PyTorch (then --checkpoints/--clip are not needed)")
+    p.add_argument("--token", help=f"the server's token (or set {TOKEN_ENV})")
     return p
 
 
@@ -89,7 +93,8 @@ def generation(args):
     return Generation(prompt=args.prompt.strip(), seconds=args.seconds or None, seed=args.seed,
                       variations=args.variations, steps=args.steps, guidance=args.guidance,
                       residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
-                      checkpoints=_resolved(args.checkpoints), clip=_resolved(args.clip), device=args.device)
+                      checkpoints=_resolved(args.checkpoints), clip=_resolved(args.clip), device=args.device,
+                      server=args.server or "", token=args.token or os.environ.get(TOKEN_ENV, ""))
 
 
 def direction(args):

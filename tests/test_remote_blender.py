@@ -166,3 +166,47 @@ def test_the_preferences_show_what_each_place_needs():
     assert ("operator", "momask.test_server") in shown["SERVER"]
     assert ("operator", "momask.start_local_server") in shown["LOCAL_SERVER"]
     assert ("label", "Local server: stopped") in shown["LOCAL_SERVER"]
+
+
+BAKE_WITHOUT_TORCH = r'''
+import runpy, sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("PyTorch is not installed here")
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["momask_blender.bake", *sys.argv[1:]]
+try:
+    runpy.run_module("momask_blender.bake", run_name="__main__")
+except SystemExit as done:
+    print("EXIT", done.code, "TORCH", "torch" in sys.modules)
+'''
+
+
+def test_the_bake_command_line_runs_through_a_server_without_pytorch(reference_dir, tmp_path):
+    from tests import serve_helpers
+
+    rig = shared_path("rigs", "mpfb_game_engine_apose.glb")
+    server = serve_helpers.start_server(reference_dir)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), MOMASK_SERVER_TOKEN=serve_helpers.TOKEN)
+        out = tmp_path / "served.blend"
+        bake = [sys.executable, "-c", BAKE_WITHOUT_TORCH, "--rig", str(rig), "--server", server.url]
+        run = dict(cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        done = subprocess.run(bake + ["--prompt", "a person waves", "--seconds", "2", "--steps", "3", "--fps", "30",
+                                      "--out", str(out)], **run)
+        refused = subprocess.run(bake + ["--prompt", "a person", "--token", "wrong", "--out",
+                                         str(tmp_path / "no.blend")], **run)
+    finally:
+        serve_helpers.stop_server(server)
+    assert "EXIT 0 TORCH False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    info = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    from momask_blender.rig.resample import frame_count
+
+    frames = info["frame_end"] - info["frame_start"] + 1
+    assert frames == frame_count(40, 20.0, 30.0) and info["joints_mapped"] == 22, info  # 2 s of the model's 20 fps
+    assert out.is_file()
+    assert "EXIT 1 TORCH False" in refused.stdout and "token" in refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr and not (tmp_path / "no.blend").exists()

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from ..errors import ModelError
+from ..serve.client import TOKEN_ENV
 from ..settings import GenerationSettings
 
-TOKEN_ENV = "MOMASK_SERVER_TOKEN"
 DEFAULTS = GenerationSettings()
 
 

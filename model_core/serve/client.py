@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ModelError
 
 STREAM_TYPE = "application/x-ndjson"
+TOKEN_ENV = "MOMASK_SERVER_TOKEN"  # where the server and its clients find the token when no flag gives it
 
 
 class ServerError(ModelError):

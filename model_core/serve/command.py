@@ -7,9 +7,8 @@ import os
 import sys
 
 from ..errors import ModelError
+from .client import TOKEN_ENV
 from .options import ServeOptions, load_engine
-
-TOKEN_ENV = "MOMASK_SERVER_TOKEN"
 
 
 def add_parser(commands) -> None:

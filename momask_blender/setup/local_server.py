@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model_core.serve.client import TOKEN_ENV
+
 from ..errors import MomaskError
 
 HOST = "127.0.0.1"
@@ -98,7 +100,7 @@ def start(python: str, checkpoints: str, clip: str, device: str, cache: Path) ->
         cache.mkdir(parents=True, exist_ok=True)
         port, token = _free_port(), secrets.token_urlsafe(24)
         log_path = cache / "local_server.log"
-        env = dict(os.environ, PYTHONPATH=str(code_folder(cache)), MOMASK_SERVER_TOKEN=token,
+        env = dict(os.environ, PYTHONPATH=str(code_folder(cache)), **{TOKEN_ENV: token},
                    PYTHONUNBUFFERED="1")
         command = [python, "-m", "model_core", "serve", "--checkpoints", checkpoints, "--clip", clip, "--host", HOST,
                    "--port", str(port), "--device", device or "auto"]
