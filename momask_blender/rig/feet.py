@@ -95,12 +95,6 @@ def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.nda
     return weight, pinned
 
 
-def lock_targets(positions: np.ndarray, planted: np.ndarray, blend: int) -> np.ndarray:
-    """Where each frame's point should be: fixed during a contact, eased in and out around it."""
-    weight, pinned = pins(positions, planted, blend)
-    return positions + weight[:, None] * (pinned - positions)
-
-
 def two_bone_ik(hip, knee, ankle, target, upper: float, lower: float):
     """New knee positions (F, 3) so that the chain reaches `target`, in the current bend plane."""
     to_target = target - hip

@@ -265,13 +265,7 @@ def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
         setj("elbow", elbow)
         shoulder = out.get(f"{side}_shoulder")
         if elbow and not shoulder:
-            shoulder = pick("shoulder", elbow) or _usable_parent(tree, elbow)
-            # 'Shoulder' names a collar in most conventions: an upper-arm keyword wins.
-            if shoulder and classify(shoulder)[1] == "collar":
-                parent = _usable_parent(tree, shoulder)
-                if parent and classify(parent)[1] == "collar":
-                    pass  # SMPL style: L_Collar above L_Shoulder
-            setj("shoulder", shoulder)
+            setj("shoulder", pick("shoulder", elbow) or _usable_parent(tree, elbow))
     else:
         setj("shoulder", out.get(f"{side}_shoulder") or pick("shoulder"))
         setj("elbow", out.get(f"{side}_elbow") or pick("elbow"))
@@ -282,7 +276,7 @@ def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
             setj("collar", parent)
 
 
-def _spine(tree: _Tree, out: dict[str, str], kw) -> None:
+def _spine(tree: _Tree, out: dict[str, str]) -> None:
     """Pelvis where the legs meet; spine, neck and head along the chain to the head."""
     hips = [out.get("left_hip"), out.get("right_hip")]
     if all(hips):
@@ -359,7 +353,7 @@ def name_map(bones: Sequence[BoneInfo]) -> dict[str, str]:
     for side in ("left", "right"):
         _limb(tree, kw, side, out)
     # 3. The hierarchy places the pelvis, spine, neck and head.
-    _spine(tree, out, kw)
+    _spine(tree, out)
     return {j: out[j] for j in JOINTS if j in out}
 
 

@@ -157,11 +157,6 @@ def euler_from_matrix(m: np.ndarray, order: str) -> np.ndarray:
     return out
 
 
-def unwrap_euler(e: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Remove 2π jumps per channel along time."""
-    return np.unwrap(e, axis=axis)
-
-
 # ----------------------------------------------------------------------------- a bone's rotation channels
 
 
@@ -201,10 +196,6 @@ def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
         q[..., 1 + i] = np.sin(h)
         out = qmul(q, out)
     return out
-
-
-def channel_count(mode: str) -> int:
-    return 3 if mode not in ("QUATERNION", "AXIS_ANGLE") else 4
 
 
 def to_quat(values: np.ndarray, mode: str) -> np.ndarray:
