@@ -16,17 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .skeleton import T2M, T2M_BONE_LENGTHS
+from .skeleton import T2M, T2M_BONE_LENGTHS, T2M_T_POSE_DIRECTIONS
 
 BVH_NAMES = ("Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1", "LeftFoot",
              "RightFoot", "Spine2", "LeftToe", "RightToe", "Neck", "LeftShoulder", "RightShoulder", "Head",
              "LeftArm", "RightArm", "LeftForeArm", "RightForeArm", "LeftHand", "RightHand")
 PARENTS = T2M.parents
-# Rest directions of each joint's bone from its parent: a T-pose, facing +Z, left is +X.
-_T_POSE_DIRECTIONS = np.array([
-    (0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0),
-    (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (1, 0, 0), (-1, 0, 0),
-    (1, 0, 0), (-1, 0, 0), (1, 0, 0), (-1, 0, 0)], dtype=np.float64)
 # Where bones branch, the joint's frame comes from two of them: (up child, left child, right child).
 _BRANCHES = {0: (3, 1, 2), 9: (12, 13, 14)}
 _CHILD_ORDER = {0: (1, 2, 3), 9: (12, 13, 14)}  # legs then spine; neck then arms, as BVH files list them
@@ -36,7 +31,7 @@ _EPS = 1e-9
 def rest_offsets(joints: np.ndarray | None = None) -> np.ndarray:
     """(22, 3) offset of each joint from its parent at rest (metres; zero for the root): a T-pose,
     with the bones that leave the pelvis and spine3 at the angles they have in `joints` (T, 22, 3)."""
-    directions = _T_POSE_DIRECTIONS.copy()
+    directions = T2M_T_POSE_DIRECTIONS.copy()
     if joints is not None:
         for j, (up, left, right) in _BRANCHES.items():
             frames = _frame(joints[:, up] - joints[:, j], joints[:, left] - joints[:, right])  # (T, 3, 3)

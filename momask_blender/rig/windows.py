@@ -23,7 +23,7 @@ from ..errors import MomaskError
 from .plan import SOURCE_LEG, RigPlan, local_rotations, mover_location
 from .retarget import joints_from_pose, solve_rotations
 from .rotations import continuous_quats, from_quat, matrix_to_quat, quat_to_matrix, slerp, to_quat
-from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
+from .skeleton import FPS, INDEX, JOINTS, PELVIS_HEIGHT, from_blender, to_blender
 
 TOKEN = 4                 # model frames per token
 MAX_WINDOW = MAX_FRAMES   # model frames one call sees (9.8 s)
@@ -220,10 +220,6 @@ def rig_joints(plan: RigPlan, pose: np.ndarray) -> np.ndarray:
     return from_blender(joints_from_pose(plan, Q, pelvis))
 
 
-def _rest_pelvis_height() -> float:
-    return float(to_blender(t_pose())[0, 2])
-
-
 def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of `rig_joints`: local quaternions (F, K, 4) of the keyed bones (`plan.key_bones`:
     the mapped ones, or their drivers) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
@@ -234,7 +230,7 @@ def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.
     rest = plan.heads[plan.joint_bone[0]]
     target = np.empty((len(J), 3))
     target[:, :2] = scale * J[:, 0, :2]
-    target[:, 2] = scale * (J[:, 0, 2] - _rest_pelvis_height()) + rest[2]
+    target[:, 2] = scale * (J[:, 0, 2] - PELVIS_HEIGHT) + rest[2]
     quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, plan.key_bones)), axis=0)
     return quats, mover_location(plan, target - rest)
 
