@@ -230,14 +230,7 @@ def _rest_foot_height(plan: RigPlan) -> float:
 def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = RetargetOptions(),
              src_fps: float = FPS) -> Bake:
     """Bake source joints (T, 22, 3; HumanML3D axes, metres, `src_fps`) onto the planned rig."""
-    J = check_joints(joints)
-    from model_core.inputs.timing import resampled_frames
-
-    from ..errors import model_checks
-
-    with model_checks():
-        resampled_frames(len(J), src_fps, options.fps)  # bounded before any array of that length exists
-    J = to_blender(resample(J, src_fps, options.fps))
+    J = to_blender(resample(check_joints(joints), src_fps, options.fps))
     if options.placed:  # rig space (see rig.directing): the place and the size are already the rig's
         scale = plan.leg_length / SOURCE_LEG
     else:

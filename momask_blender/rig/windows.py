@@ -95,9 +95,13 @@ class Window:
 
 
 def _scene_step(fps: float) -> float:
-    if not fps > 0:
-        raise MomaskError(f"the scene's frame rate must be positive, got {fps}")
-    return fps / FPS
+    """Scene frames per model frame, the scene's rate checked as every frame rate is."""
+    from model_core.inputs.timing import frame_rate
+
+    from ..errors import model_checks
+
+    with model_checks():
+        return frame_rate(fps, "the scene's frame rate") / FPS
 
 
 def plan_range(anim_start: int, anim_end: int, start: int, end: int, fps: float,
