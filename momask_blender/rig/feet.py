@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_core.control.curves import runs, smoothstep
+
 from .plan import Foot, RigPlan, forward_kinematics
 from .rotations import axis_angle, normalize, perpendicular, swing
 
@@ -64,17 +66,10 @@ def _source_leg(J: np.ndarray) -> float:
 
 def _drop_short(mask: np.ndarray, min_len: int) -> np.ndarray:
     out = mask.copy()
-    for s, e in spans(mask):
-        if e - s + 1 < min_len:
-            out[s:e + 1] = False
+    for s, e in runs(mask):
+        if e - s < min_len:
+            out[s:e] = False
     return out
-
-
-def spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive (start, end) of each run of True."""
-    m = np.concatenate([[False], mask, [False]]).astype(int)
-    d = np.diff(m)
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
 
 
 def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,14 +77,10 @@ def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.nda
     F = len(positions)
     weight = np.zeros(F)
     pinned = positions.copy()
-    for s, e in spans(planted):
-        pin = positions[s:e + 1].mean(axis=0)
-        for f in range(max(0, s - blend), min(F, e + blend + 1)):
-            if s <= f <= e:
-                w = 1.0
-            else:
-                x = 1.0 - (s - f if f < s else f - e) / (blend + 1)
-                w = x * x * (3 - 2 * x)
+    for s, e in runs(planted):  # frames s..e-1 planted
+        pin = positions[s:e].mean(axis=0)
+        for f in range(max(0, s - blend), min(F, e + blend)):
+            w = 1.0 if s <= f < e else smoothstep(1.0 - (s - f if f < s else f - e + 1) / (blend + 1))
             if w > weight[f]:
                 weight[f], pinned[f] = w, pin
     return weight, pinned

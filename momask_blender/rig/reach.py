@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from model_core.control.curves import smoothstep
 from model_core.control.pose import two_bone
 
 from .plan import RigPlan, forward_kinematics, ik_locations, local_rotations
@@ -74,9 +75,7 @@ def _ease(frames: int, at: int, width: float, fixed=()) -> np.ndarray:
     before = max([at - width] + [f for f in fixed if f < at])
     after = min([at + width] + [f for f in fixed if f > at])
     t = np.arange(frames, dtype=np.float64)
-    s = np.where(t <= at, (t - before) / max(at - before, 1e-9), (after - t) / max(after - at, 1e-9))
-    s = np.clip(s, 0.0, 1.0)
-    return s * s * (3 - 2 * s)
+    return smoothstep(np.where(t <= at, (t - before) / max(at - before, 1e-9), (after - t) / max(after - at, 1e-9)))
 
 
 def _turn(Q: np.ndarray, plan: RigPlan, bone: int, axis: np.ndarray, angle: float, weight: np.ndarray) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.control.curves import smoothstep
 from model_core.settings import MAX_FRAMES
 
 from ..errors import MomaskError
@@ -285,8 +286,7 @@ def border_weights(count: int, blend: int, start: bool = True, end: bool = True)
         w = np.minimum(w, (k + 1) / (blend + 1))
     if end:
         w = np.minimum(w, (count - k) / (blend + 1))
-    w = np.clip(w, 0.0, 1.0)
-    return w * w * (3 - 2 * w)
+    return smoothstep(w)
 
 
 def crossfade(original: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -301,8 +301,7 @@ def crossfade(original: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.
 def _fade(count: int, at_start: bool, blend: int) -> np.ndarray:
     """(count,) weights of the offset at each new key: key k is k+1 keys from the join."""
     k = np.arange(count) if at_start else np.arange(count)[::-1]
-    w = np.clip(1.0 - (k + 1) / (blend + 1), 0.0, 1.0)
-    return w * w * (3 - 2 * w)
+    return smoothstep(1.0 - (k + 1) / (blend + 1))
 
 
 def fade_offset(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int) -> np.ndarray:
