@@ -139,7 +139,8 @@ def test_pins_ease_in_and_out_of_a_contact():
 
 @pytest.mark.parametrize("angle", [5.0, 30.0, 120.0])
 def test_foot_turns_are_limited(angle):
-    from momask_blender.rig.rotations import axis_angle, rotation_angle
+    from model_core.motion.rotations import axis_angle
+    from momask_blender.rig.rotations import rotation_angle
 
     R = axis_angle(np.array([[0.0, 1.0, 0.0]]), np.radians([angle]))
     out = feet._limited(R, feet.MAX_FOOT_TURN)

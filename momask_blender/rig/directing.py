@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.control.targets import yaw_matrices
+
 from ..errors import MomaskError
 from .plan import SOURCE_LEG, RigPlan
 from .skeleton import FPS, INDEX, JOINTS, PELVIS_HEIGHT, from_blender
@@ -91,16 +93,8 @@ class Placement:
     yaw: float
     start: tuple[float, float]  # rig-space (x, z) of the model's origin
 
-    def _turn(self, points: np.ndarray, angle: float) -> np.ndarray:
-        c, s = math.cos(angle), math.sin(angle)
-        p = np.asarray(points, np.float64)
-        out = p.copy()
-        out[..., 0] = c * p[..., 0] + s * p[..., 2]
-        out[..., 2] = -s * p[..., 0] + c * p[..., 2]
-        return out
-
     def to_rig(self, points: np.ndarray) -> np.ndarray:
-        out = self._turn(points, self.yaw)
+        out = _turn(points, self.yaw)
         out[..., 0] += self.start[0]
         out[..., 2] += self.start[1]
         return out
@@ -109,7 +103,12 @@ class Placement:
         p = np.array(points, np.float64)
         p[..., 0] -= self.start[0]
         p[..., 2] -= self.start[1]
-        return self._turn(p, -self.yaw)
+        return _turn(p, -self.yaw)
+
+
+def _turn(points: np.ndarray, angle: float) -> np.ndarray:
+    """Points (..., 3) turned about +Y by `angle` (+Z towards +X)."""
+    return np.einsum("ij,...j->...i", yaw_matrices(angle), np.asarray(points, np.float64))
 
 
 def placement_for(plan: RigPlan) -> Placement:

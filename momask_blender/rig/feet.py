@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from model_core.control.curves import runs, smoothstep
+from model_core.motion.rotations import axis_angle, normalize, perpendicular, swing
 
 from .plan import Foot, RigPlan, forward_kinematics
-from .rotations import axis_angle, normalize, perpendicular, swing
+from .rotations import axis_and_angle
 
 CONTACT_HEIGHT = 0.08    # source leg lengths above that point's own lowest height in the motion
 CONTACT_SPEED = 0.6      # source leg lengths per second
@@ -125,16 +126,13 @@ def _foot_goals(plan: RigPlan, foot: Foot, Q: np.ndarray, heads: np.ndarray, pla
 
 def _limited(R: np.ndarray, degrees: float) -> np.ndarray:
     """Rotations scaled down to at most `degrees` about their own axes."""
-    from .rotations import rotation_angle
-
-    angle = rotation_angle(R)
+    axis, angle = axis_and_angle(R)
     limit = np.radians(degrees)
     big = angle > limit
     if not big.any():
         return R
     out = R.copy()
-    skew = np.stack([R[big, 2, 1] - R[big, 1, 2], R[big, 0, 2] - R[big, 2, 0], R[big, 1, 0] - R[big, 0, 1]], -1)
-    out[big] = axis_angle(normalize(skew), np.full(int(big.sum()), limit))
+    out[big] = axis_angle(axis[big], np.full(int(big.sum()), limit))
     return out
 
 

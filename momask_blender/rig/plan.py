@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model_core.motion.rotations import normalize
+
 from ..errors import MomaskError
 from .rest import RigRest
-from .rotations import normalize, polar_rotation
+from .rotations import polar_rotation
 from .skeleton import INDEX, NEXT, PARENTS, PELVIS_HEIGHT
 
 UP = np.array([0.0, 0.0, 1.0])

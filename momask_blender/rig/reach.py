@@ -14,10 +14,11 @@ import numpy as np
 
 from model_core.control.curves import smoothstep
 from model_core.control.pose import two_bone
+from model_core.motion.rotations import axis_angle, swing
 
 from .plan import RigPlan, forward_kinematics, ik_locations, local_rotations
 from .retarget import Bake
-from .rotations import axis_angle, continuous_quats, matrix_to_quat, swing
+from .rotations import axis_and_angle, continuous_quats, matrix_to_quat
 
 # joint → (limb root, middle) joints: the two bones that turn to put the joint on its target
 LIMBS = {20: (16, 18), 21: (17, 19), 7: (1, 4), 8: (2, 5)}
@@ -59,14 +60,6 @@ def reach_on_rig(bake: Bake, plan: RigPlan, reaches, width: float, fixed=()) -> 
     quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, plan.key_bones)), axis=0)
     locations = {plan.rig.names[b]: v for b, v in ik_locations(plan, Q, heads).items()}
     return dataclasses.replace(bake, quats=quats, world_rotations=Q, heads=heads, locations=locations)
-
-
-def axis_and_angle(m: np.ndarray) -> tuple[np.ndarray, float]:
-    """(axis, angle) of a rotation matrix."""
-    angle = float(np.arccos(np.clip((np.trace(m) - 1.0) / 2.0, -1.0, 1.0)))
-    axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
-    norm = np.linalg.norm(axis)
-    return (axis / norm if norm > 1e-12 else np.array([1.0, 0.0, 0.0])), angle
 
 
 def _ease(frames: int, at: int, width: float, fixed=()) -> np.ndarray:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model_core.motion.rotations import axis_angle, normalize, perpendicular, swing
+
 from ..errors import MomaskError
 from . import feet
 from .plan import (
@@ -29,16 +31,7 @@ from .plan import (
     mover_location,
 )
 from .resample import resample
-from .rotations import (
-    axis_angle,
-    continuous_quats,
-    frame,
-    matrix_to_quat,
-    normalize,
-    perpendicular,
-    signed_angle,
-    swing,
-)
+from .rotations import continuous_quats, frame, matrix_to_quat, signed_angle
 from .skeleton import FPS, JOINTS, NEXT, PARENTS, PELVIS_HEIGHT, check_joints, to_blender
 
 ROOT_MOTIONS = ("full", "in-place", "keep")

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from model_core.control.curves import smoothstep
+from model_core.control.targets import yaw_matrices
 from model_core.settings import MAX_FRAMES
 
 from ..errors import MomaskError
 from .plan import SOURCE_LEG, RigPlan, local_rotations, mover_location
 from .retarget import joints_from_pose, solve_rotations
-from .rotations import continuous_quats, from_quat, matrix_to_quat, quat_to_matrix, slerp, to_quat
+from .rotations import continuous_quats, from_quat, matrix_to_quat, polar_rotation, quat_to_matrix, slerp, to_quat
 from .skeleton import FPS, INDEX, JOINTS, PELVIS_HEIGHT, from_blender, to_blender
 
 TOKEN = 4                 # model frames per token
@@ -199,20 +200,12 @@ def check_inverse_map(joint_bone: dict[int, int]) -> None:
 # ----------------------------------------------------------------------------- rig pose → joints
 
 
-def batch_rotation(m: np.ndarray) -> np.ndarray:
-    """The rotation part of (..., 3, 3) matrices that may carry scale (polar decomposition)."""
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    u = u * np.concatenate([np.ones(d.shape + (2,)), d[..., None]], axis=-1)[..., None, :]
-    return u @ vt
-
-
 def world_deltas(rest: np.ndarray, pose: np.ndarray, world: np.ndarray) -> np.ndarray:
     """World deltas (F, N, 3, 3) from rest (N, 4, 4) and posed (F, N, 4, 4) armature-space bone
     matrices and the object's world matrix: pose orientation × rest orientationᵀ, in world axes."""
-    A = batch_rotation(np.asarray(world, np.float64)[:3, :3])
-    R = batch_rotation(np.asarray(rest, np.float64)[:, :3, :3])
-    P = batch_rotation(np.asarray(pose, np.float64)[..., :3, :3])
+    A = polar_rotation(np.asarray(world, np.float64)[:3, :3])
+    R = polar_rotation(np.asarray(rest, np.float64)[:, :3, :3])
+    P = polar_rotation(np.asarray(pose, np.float64)[..., :3, :3])
     return A @ P @ np.swapaxes(R, -1, -2) @ A.T
 
 
@@ -250,12 +243,10 @@ def fit_yaw_translation(moved: np.ndarray, original: np.ndarray) -> tuple[np.nda
     b = np.asarray(original, np.float64).reshape(-1, 3)
     ca, cb = a.mean(0), b.mean(0)
     a0, b0 = a - ca, b - cb
-    # rotation about Y: x' = c x + s z, z' = -s x + c z
+    # rotation about Y (yaw_matrices): x' = c x + s z, z' = -s x + c z
     num = (a0[:, 2] * b0[:, 0] - a0[:, 0] * b0[:, 2]).sum()
     den = (a0[:, 0] * b0[:, 0] + a0[:, 2] * b0[:, 2]).sum()
-    theta = math.atan2(num, den)
-    c, s = math.cos(theta), math.sin(theta)
-    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    R = yaw_matrices(math.atan2(num, den))
     return R, cb - R @ ca
 
 
