@@ -17,6 +17,7 @@ from model_core.control.pose import two_bone
 from model_core.motion.rotations import axis_angle, swing
 
 from .plan import RigPlan, forward_kinematics, ik_locations, local_rotations
+from .rest import subtree
 from .retarget import Bake
 from .rotations import axis_and_angle, continuous_quats, matrix_to_quat
 
@@ -44,7 +45,7 @@ def reach_on_rig(bake: Bake, plan: RigPlan, reaches, width: float, fixed=()) -> 
         heads = forward_kinematics(plan, Q[k:k + 1], offset[k:k + 1])[0]
         base, mid, tip = heads[root], heads[middle], heads[jb[joint]]
         goal = np.asarray(target, np.float64)
-        new_mid = two_bone(base, mid, tip, goal)
+        new_mid, _ = two_bone(base, mid, tip, goal)
         first = swing(mid - base, new_mid - base)
         turned_tip = new_mid + first @ (tip - mid)
         second = swing(turned_tip - new_mid, goal - new_mid)
@@ -73,15 +74,6 @@ def _ease(frames: int, at: int, width: float, fixed=()) -> np.ndarray:
 
 def _turn(Q: np.ndarray, plan: RigPlan, bone: int, axis: np.ndarray, angle: float, weight: np.ndarray) -> None:
     """Turn `bone` and every bone below it by weight × angle about `axis` (world), per frame."""
-    below = _subtree(plan, bone)
+    below = subtree(plan.rig.parents, bone)
     turns = axis_angle(np.broadcast_to(axis, (len(weight), 3)), weight * angle)   # (F, 3, 3)
     Q[:, below] = turns[:, None] @ Q[:, below]
-
-
-def _subtree(plan: RigPlan, bone: int) -> list[int]:
-    parents = plan.rig.parents
-    out = [bone]
-    for b in range(bone + 1, len(parents)):  # parents come first
-        if parents[b] in out:
-            out.append(b)
-    return out
