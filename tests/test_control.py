@@ -81,6 +81,22 @@ def test_two_targets_for_one_joint_at_one_frame():
         parse_constraints([same, {**same, "position": [0, 1.5, 0]}])
 
 
+def test_one_tolerance_and_messages_by_number_or_by_label():
+    from model_core.control.constraints import SAME, merge_constraints
+
+    head = {"frame": 3, "joint": "head", "position": [0, 1.6, 0]}
+    assert len(parse_constraints([head, {**head, "position": [0, 1.6 + SAME / 2, 0]}])) == 1
+    with pytest.raises(ModelError, match=r"constraints 0 and 1 give head at frame 3 two different targets, "
+                                         r"\(0, 1.6, 0\) and \(0, 1.6002, 0\)"):
+        parse_constraints([head, {**head, "position": [0, 1.6 + 2 * SAME, 0]}])
+    two = [Constraint(3, "left_wrist", (0.1, 0.2), "xz"), Constraint(3, "left_wrist", (0.3, 1.0, 0.2))]
+    with pytest.raises(ModelError, match="the empty 'A' and the empty 'B' give the left wrist two different targets: "
+                                         "two different places at the same moment"):
+        merge_constraints(two, labels=["the empty 'A'", "the empty 'B'"])
+    with pytest.raises(ModelError, match="2 constraints, 2 numbers and 1 labels"):
+        merge_constraints(two, labels=["the empty 'A'"])
+
+
 def test_frames_outside_a_known_length():
     with pytest.raises(ModelError, match="frame 40 is outside the motion"):
         parse_constraints(_doc(), frames=40)
