@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from model_core import ModelError
 from model_core.control import JOINT_NAMES, Constraint, parse_constraints
-from model_core.control.curves import held_curve, local_curve
+from model_core.control.curves import held_curve, local_curve, runs, smoothstep
 from model_core.control.direct import direct_joints, errors
+from model_core.control.pose import two_bone
 from model_core.control.targets import Targets
 from model_core.motion.skeleton import T2M
 
@@ -80,6 +81,22 @@ def test_two_targets_for_one_joint_at_one_frame():
         parse_constraints([same, {**same, "position": [0, 1.5, 0]}])
 
 
+def test_one_tolerance_and_messages_by_number_or_by_label():
+    from model_core.control.constraints import SAME, merge_constraints
+
+    head = {"frame": 3, "joint": "head", "position": [0, 1.6, 0]}
+    assert len(parse_constraints([head, {**head, "position": [0, 1.6 + SAME / 2, 0]}])) == 1
+    with pytest.raises(ModelError, match=r"constraints 0 and 1 give head at frame 3 two different targets, "
+                                         r"\(0, 1.6, 0\) and \(0, 1.6002, 0\)"):
+        parse_constraints([head, {**head, "position": [0, 1.6 + 2 * SAME, 0]}])
+    two = [Constraint(3, "left_wrist", (0.1, 0.2), "xz"), Constraint(3, "left_wrist", (0.3, 1.0, 0.2))]
+    with pytest.raises(ModelError, match="the empty 'A' and the empty 'B' give the left wrist two different targets: "
+                                         "two different places at the same moment"):
+        merge_constraints(two, labels=["the empty 'A'", "the empty 'B'"])
+    with pytest.raises(ModelError, match="2 constraints, 2 numbers and 1 labels"):
+        merge_constraints(two, labels=["the empty 'A'"])
+
+
 def test_frames_outside_a_known_length():
     with pytest.raises(ModelError, match="frame 40 is outside the motion"):
         parse_constraints(_doc(), frames=40)
@@ -101,6 +118,45 @@ def test_local_curve_returns_to_zero_and_keeps_inside_bounds():
     assert np.all(np.abs(np.diff(curve)) < 0.25)  # eases in and out, no step
     inside = local_curve([20], [[1.0]], 60, width=8, bounds=(17, 22))[:, 0]
     assert np.all(inside[:18] == 0) and np.all(inside[22:] == 0) and inside[20] == pytest.approx(1.0)
+
+
+def test_runs_and_smoothstep():
+    assert runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)] and runs(np.zeros(3, bool)) == []
+    assert list(smoothstep(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]))) == [0.0, 0.0, 0.5, 1.0, 1.0]
+    x = np.linspace(0, 1, 101)
+    assert np.all(np.diff(smoothstep(x)) >= 0) and smoothstep(0.01) < 0.001 and smoothstep(0.99) > 0.999
+
+
+# ----------------------------------------------------------------------------- two-bone IK
+
+
+def test_two_bone_reaches_keeps_lengths_and_bends_as_before():
+    rng = np.random.default_rng(3)
+    base, mid, tip = (rng.normal(size=(200, 3)) for _ in range(3))
+    upper, lower = np.linalg.norm(mid - base, axis=-1), np.linalg.norm(tip - mid, axis=-1)
+    distance = np.abs(upper - lower) + rng.uniform(0.05, 0.95, 200) * 2 * np.minimum(upper, lower)  # in reach
+    goal = base + distance[:, None] * _unit(rng.normal(size=(200, 3)))
+    new_mid, reached = two_bone(base, mid, tip, goal)
+    assert np.allclose(np.linalg.norm(new_mid - base, axis=-1), upper)
+    assert np.allclose(np.linalg.norm(reached - new_mid, axis=-1), lower) and np.allclose(reached, goal)
+    one = np.array([two_bone(base[i], mid[i], tip[i], goal[i])[0] for i in range(5)])  # a chain at a time
+    assert np.allclose(one, new_mid[:5], atol=1e-12)
+    # the bend plane and side are kept: mid stays on its side of the base-goal line, in its plane
+    normal = np.cross(goal - base, mid - base)
+    assert np.all((np.cross(goal - base, new_mid - base) * normal).sum(-1) > 0)
+    # straight along the goal line, the tip off it: the middle joint goes the other way, as it was bent
+    out, _ = two_bone(np.zeros(3), np.array([0.0, 0.3, 0.0]), np.array([0.25, 0.3, 0.0]), np.array([0.0, 0.4, 0.0]))
+    assert out[0] < 0 and np.isclose(np.linalg.norm(out), 0.3)
+    # out of reach: stretched towards it no further than the longest it may reach; on the base: unchanged
+    _, far = two_bone(np.zeros(3), np.array([0.0, 0.3, 0.0]), np.array([0.0, 0.3, 0.3]), np.array([2.0, 0, 0]),
+                      longest=0.5)
+    assert np.allclose(far, [0.5, 0, 0])
+    same = two_bone(np.zeros(3), np.array([0.0, 0.3, 0.0]), np.array([0.0, 0.3, 0.3]), np.zeros(3))
+    assert np.allclose(same[0], [0, 0.3, 0]) and np.allclose(same[1], [0, 0.3, 0.3])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- the analytic pass on a real motion

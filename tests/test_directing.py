@@ -101,6 +101,26 @@ def test_targets_become_constraints_and_conflicts_name_both_sources():
         rd.constraints_from([rd.Target(1, "head", (0.0, np.nan, 0.0), "xyz", "X")], 20, "")
 
 
+def test_scene_targets_merge_as_constraint_files_do():
+    from model_core.control.constraints import SAME, Constraint, merge_constraints
+
+    a = rd.Target(12, "pelvis", (1.0, 2.0), "xz", "the waypoint 'A'")
+    key = rd.Target(12, "pelvis", (1.0 + SAME / 2, 0.9, 2.0), "xyz", "the key pose at frame 15")
+    made = rd.constraints_from([a, key], 20, "")
+    assert made == merge_constraints([Constraint(12, "pelvis", (1.0, 2.0), "xz"),
+                                      Constraint(12, "pelvis", (1.0 + SAME / 2, 0.9, 2.0))]) == [
+        Constraint(12, "pelvis", (1.0 + SAME / 2, 0.9, 2.0))]
+    far = rd.Target(12, "pelvis", (1.0 + 2 * SAME, 0.9, 2.0), "xyz", "the key pose at frame 15")
+    with pytest.raises(MomaskError, match="the waypoint 'A' and the key pose at frame 15 give the pelvis"):
+        rd.constraints_from([a, far], 20, "")
+    turn = [rd.Target(12, rd.FACING, (1.0,), "yaw", "the path 'P' (facing)"),
+            rd.Target(12, rd.FACING, (1.5,), "yaw", "the constraint facing 1.5 rad at frame 12 of c.json")]
+    with pytest.raises(MomaskError, match="the path 'P' .facing. and the constraint .* two different facings"):
+        rd.constraints_from(turn, 20, "")
+    with pytest.raises(MomaskError, match="the waypoint 'A': constraint pelvis at frame 20000"):
+        rd.constraints_from([rd.Target(20000, "pelvis", (1.0, 2.0), "xz", "the waypoint 'A'")], 10**9, "")
+
+
 def test_key_targets_cover_the_mapped_joints_only(plan):
     joints = walking_turn(3)
     made = rd.key_targets(joints[1:], [4, 9], [5.0, 11.0], [0, 20, 21])

@@ -8,6 +8,7 @@ import pytest
 from momask_blender.rig import feet
 from momask_blender.rig.bone_map import detect
 from momask_blender.rig.plan import forward_kinematics, ik_locations, plan_rig
+from momask_blender.rig.rest import BoneInfo, BoneTree, ancestors, lowest_common, subtree
 from momask_blender.rig.retarget import RetargetOptions, retarget
 from momask_blender.rig.skeleton import INDEX, to_blender
 from tests.rig_factory import Spec, build, rest_from_bones
@@ -17,6 +18,22 @@ from tests.test_retarget import LIMBS, a_pose_rig, walking_turn
 def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def test_one_bone_tree_for_detection_plans_and_locks():
+    # root ─ hips ─ thigh.L ─ shin.L ─ foot.L ; hips ─ spine ─ head ; a prop whose parent is not a bone
+    bones = [BoneInfo("root", None), BoneInfo("hips", "root"), BoneInfo("thigh.L", "hips"),
+             BoneInfo("shin.L", "thigh.L"), BoneInfo("foot.L", "shin.L"), BoneInfo("spine", "hips"),
+             BoneInfo("head", "spine"), BoneInfo("prop", "gone")]
+    tree = BoneTree(bones)
+    i = tree.index
+    assert list(tree.parents) == [-1, 0, 1, 2, 3, 1, 5, -1]
+    assert tree.ancestors(i["foot.L"]) == [3, 2, 1, 0] and tree.depth(i["head"]) == 3
+    assert sorted(tree.subtree(i["hips"])) == [1, 2, 3, 4, 5, 6]
+    assert sorted(subtree(tree.parents, i["hips"], stop=i["shin.L"])) == [1, 2, 5, 6]  # the shin and below left out
+    assert tree.path(i["hips"], i["foot.L"]) == [1, 2, 3, 4] and tree.path(i["spine"], i["foot.L"]) == []
+    assert tree.lca([i["foot.L"], i["head"]]) == i["hips"] and lowest_common(tree.parents, [4, 3]) == 3
+    assert tree.lca([i["head"], i["prop"]]) is None and ancestors(tree.parents, i["prop"]) == []
 
 
 def test_split_pelvis_moves_the_body_through_the_common_ancestor(cases):
@@ -139,7 +156,8 @@ def test_pins_ease_in_and_out_of_a_contact():
 
 @pytest.mark.parametrize("angle", [5.0, 30.0, 120.0])
 def test_foot_turns_are_limited(angle):
-    from momask_blender.rig.rotations import axis_angle, rotation_angle
+    from model_core.motion.rotations import axis_angle
+    from momask_blender.rig.rotations import rotation_angle
 
     R = axis_angle(np.array([[0.0, 1.0, 0.0]]), np.radians([angle]))
     out = feet._limited(R, feet.MAX_FOOT_TURN)

@@ -7,16 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model_core.motion.rotations import axis_angle
 from momask_blender.errors import MomaskError
 from momask_blender.rig import windows as inpaint
 from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.resample import interpolate
 from momask_blender.rig.retarget import RetargetOptions, retarget
 from momask_blender.rig.rotations import (
-    axis_angle,
     euler_from_matrix,
     euler_to_quat,
     from_quat,
+    polar_rotation,
     quat_to_matrix,
     rotation_angle,
     slerp,
@@ -134,8 +135,8 @@ def test_unmapped_joints_are_listed():
 def _pose_matrices(plan, bake):
     """Armature-space pose matrices (F, N, 4, 4) of a bake, as Blender would evaluate them."""
     rig = plan.rig
-    A = inpaint.batch_rotation(rig.world[:3, :3])
-    R = inpaint.batch_rotation(rig.matrices[:, :3, :3])
+    A = polar_rotation(rig.world[:3, :3])
+    R = polar_rotation(rig.matrices[:, :3, :3])
     F, N = bake.world_rotations.shape[:2]
     pose = np.tile(np.eye(4), (F, N, 1, 1))
     pose[..., :3, :3] = A.T @ bake.world_rotations @ A @ R

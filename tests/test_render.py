@@ -1,8 +1,7 @@
-"""Pictures made by Blender (Workbench): the framing math, then tiny real renders of a rig without
-a mesh and of a skinned one, checked pixel by pixel, and the user's scene left as it was."""
+"""Pictures made by Blender (Workbench): tiny real renders of a rig without a mesh and of a skinned
+one, checked pixel by pixel, and the user's scene left as it was (the framing math: test_framing)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,65 +14,6 @@ from momask_blender.rig.skeleton import JOINTS  # noqa: E402
 from momask_blender.scene import render, staging  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-
-# ----------------------------------------------------------------------------- framing math (no render)
-
-
-def test_views_look_at_the_face_and_the_right_side():
-    facing = np.array([0.0, -1.0, 0.0])  # Blender's front
-    look, right, up = staging.view_axes(facing, "front", elevation=0)
-    assert np.allclose(look, [0, 1, 0]) and np.allclose(right, [1, 0, 0]) and np.allclose(up, [0, 0, 1])
-    look, right, up = staging.view_axes(facing, "side", elevation=0)
-    assert np.allclose(look, [1, 0, 0])       # from the character's right (-X)...
-    assert np.allclose(right, facing)         # ...so it walks to the right of the picture
-    look, _, up = staging.view_axes(np.array([3.0, 0.0, 0.0]), "front", elevation=30)
-    assert np.isclose(look[2], -math.sin(math.radians(30))) and up[2] > 0 and look[0] < 0
-    for v in staging.VIEWS:
-        axes = np.stack(staging.view_axes(np.array([0.3, 0.8, 0.0]), v))
-        assert np.allclose(axes @ axes.T, np.eye(3), atol=1e-12)
-    with pytest.raises(ValueError, match="unknown view"):
-        staging.view_axes(facing, "top")
-
-
-def test_facing_extents_and_scale():
-    assert np.allclose(staging.facing_from_hips([0.1, 0, 1], [-0.1, 0, 1]), [0, -1, 0])
-    assert np.allclose(staging.facing_from_hips([0, 0.1, 1], [0, -0.1, 1]), [1, 0, 0])
-    assert np.allclose(staging.facing_from_hips([0, 0, 1], [0, 0, 1]), [0, -1, 0])  # no direction: -Y
-    assert staging.pick_frames(1, 100, 4) == [1, 34, 67, 100]
-    assert staging.pick_frames(5, 6, 8) == [5, 6] and staging.pick_frames(3, 2, 4) == []
-    # a 2 m tall figure walking 10 m: the camera follows, so only the body's own extent counts
-    frames = [np.array([[x, 0, 0], [x + 0.5, 0, 2.0]]) for x in (0.0, 10.0)]
-    roots = np.array([[x, 0, 1.0] for x in (0.0, 10.0)])
-    right, up = np.array([[1.0, 0, 0]] * 2), np.array([[0, 0, 1.0]] * 2)
-    assert staging.extents(frames, roots, right, up) == (0.0, 0.5, 0.0, 2.0)
-    scale = staging.ortho_scale((0.0, 0.5, 0.0, 2.0), (100, 200), top_px=20, margin=0.1)
-    assert math.isclose(scale, 2.0 * 1.2 / 0.9)
-    assert math.isclose(staging.ortho_scale((0, 4, 0, 1), (100, 100), margin=0), 4.0)  # width decides
-
-
-def test_bone_shapes_sides_and_which_bones_show():
-    verts, tris = staging.octahedra([(np.eye(4), 2.0, 0.1), (np.eye(4), 1.0, 0.05)])
-    assert verts.shape == (12, 3) and tris.shape == (16, 3) and tris.max() == 11
-    assert np.allclose(verts[0], 0) and np.allclose(verts[5], [0, 2, 0]) and np.allclose(verts[1], [0.1, 0.2, 0])
-    bones = [("hips", None), ("thigh.L", "hips"), ("shin.L", "thigh.L"), ("toe.L", "shin.L"), ("spine", "hips"),
-             ("head", "spine"), ("jaw", "head"), ("thigh.R", "hips"), ("pelvis.L", "hips")]
-    bmap = {"pelvis": "hips", "left_hip": "thigh.L", "left_ankle": "toe.L", "head": "head", "right_hip": "thigh.R"}
-    sides = staging.bone_sides(bones, bmap)
-    assert sides == {"hips": "center", "thigh.L": "left", "shin.L": "left", "toe.L": "left", "spine": "center",
-                     "head": "center", "jaw": "center", "thigh.R": "right", "pelvis.L": "center"}
-    lengths = [(n, p, 0.04 if n == "pelvis.L" else 0.5) for n, p in bones] + [("lip", "jaw", 0.5)]
-    assert staging.shown_bones(lengths, {"head"}, 2.0) == \
-        ["hips", "thigh.L", "shin.L", "toe.L", "spine", "head", "thigh.R"]  # not the face, not the tiny pelvis.L
-    assert staging.shown_bones([("a", None, 0.05), ("b", "a", 0.5)], set(), 2.0) == ["b"]
-    # a root bone on the floor above the body, and a prop beside it, are not the character
-    rig = [("root", None), ("hip", "root"), ("pelvis", "hip"), ("thigh", "pelvis"), ("waist", "hip"),
-           ("arm", "waist"), ("prop", "root")]
-    top = staging.common_ancestor(rig, {"pelvis", "thigh", "arm"})
-    assert top == "hip" and staging.common_ancestor(rig, {"thigh"}) == "thigh"
-    assert staging.common_ancestor(rig, {"nothing"}) is None
-    assert staging.shown_bones([(n, p, 0.5) for n, p in rig], set(), 2.0, top) == \
-        ["hip", "pelvis", "thigh", "waist", "arm"]
-
 
 # ----------------------------------------------------------------------------- real renders
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from model_core.motion.bvh import bvh_text
+from model_core.motion.rotations import axis_angle, swing
 from momask_blender.errors import MomaskError
 from momask_blender.rig import feet
 from momask_blender.rig.bone_map import CONVENTIONS
@@ -17,14 +18,7 @@ from momask_blender.rig.retarget import (
     retarget,
     source_leg_length,
 )
-from momask_blender.rig.rotations import (
-    axis_angle,
-    euler_from_matrix,
-    matrix_to_quat,
-    quat_to_matrix,
-    rotation_angle,
-    swing,
-)
+from momask_blender.rig.rotations import euler_from_matrix, matrix_to_quat, quat_to_matrix, rotation_angle
 from momask_blender.rig.skeleton import INDEX, JOINTS, PARENTS, t_pose, to_blender
 from tests.conftest import shared_path
 

@@ -15,6 +15,7 @@ from ..errors import ModelError
 from ..motion.features import joints_to_features
 from ..motion.skeleton import T2M
 from .constraints import Constraint, Facing, check_frames, merge_constraints, parse_constraints
+from .curves import runs
 from .direct import direct_joints
 from .targets import Targets
 
@@ -32,12 +33,6 @@ def prepare(constraints, joints_num: int) -> list[Constraint | Facing]:
     if merged and joints_num != T2M.joints_num:
         raise ModelError(f"constraints name the {T2M.joints_num} HumanML3D joints; this model has {joints_num}")
     return merged
-
-
-def runs(editable: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous True runs of a 1-D mask as (start, end) pairs, end exclusive."""
-    edges = np.diff(np.concatenate([[0], np.asarray(editable, np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def spans_for(constraints: Sequence[Constraint], editable_frames: np.ndarray) -> list[tuple[tuple[int, int], list]]:

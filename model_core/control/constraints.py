@@ -23,7 +23,10 @@ from ..settings import FPS, MAX_LONG_SECONDS
 JOINT_NAMES: tuple[str, ...] = T2M.joint_names  # type: ignore[assignment]
 AXES = {"xyz": (True, True, True), "xz": (True, False, True)}
 MAX_CONSTRAINTS = 100_000  # more than 22 joints on every frame of a 4-minute motion
-SAME = 1e-6                # metres: two targets closer than this are one target
+# Metres (radians for facings): two targets for one joint at one frame closer than this are one
+# target. Positions made in a scene are float32: an empty snapped onto a pose 10 m from the
+# origin lands micrometres off it, and a tenth of a millimetre is still one place.
+SAME = 1e-4
 _KEYS = {"frame", "joint", "position", "axes"}
 
 
@@ -158,33 +161,61 @@ def _problem(frame, joint, position, axes) -> str | None:
     return None
 
 
-def merge_constraints(constraints: Sequence[Constraint], numbers: Sequence[int] | None = None) -> list[Constraint]:
-    """One constraint per joint and frame: identical repeats dropped, an "xz" target merged into
-    an "xyz" one that agrees with it; disagreeing targets are an error naming both."""
-    numbers = list(numbers) if numbers is not None else list(range(len(constraints)))
+def merge_constraints(constraints: Sequence[Constraint | Facing], numbers: Sequence[int] | None = None,
+                      labels: Sequence[str] | None = None) -> list[Constraint | Facing]:
+    """One constraint per joint and frame, one facing per frame: repeats within SAME dropped, an
+    "xz" target merged into an "xyz" one that agrees with it; disagreeing ones are an error naming
+    both, by their place in a list (`numbers`, by default 0, 1, ...) or by `labels` (what made
+    each one, e.g. "the waypoint 'Empty'", which says where and when in the caller's terms)."""
+    items = list(constraints)
+    numbers = list(numbers) if numbers is not None else list(range(len(items)))
+    names = list(labels) if labels is not None else [f"constraint {n}" for n in numbers]
+    if not len(numbers) == len(names) == len(items):
+        raise ModelError(f"{len(items)} constraints, {len(numbers)} numbers and {len(names)} labels")
     seen: dict[tuple[int, str], tuple[int, Constraint]] = {}
-    facings: dict[int, Facing] = {}
-    for number, c in zip(numbers, constraints, strict=True):
+    facings: dict[int, tuple[int, Facing]] = {}
+    for i, c in enumerate(items):
         if isinstance(c, Facing):
-            other = facings.setdefault(c.frame, c)
-            if abs(math.remainder(other.angle - c.angle, 2 * math.pi)) > 1e-6:
-                raise ModelError(f"two different facings at frame {c.frame}: {other.angle:g} and {c.angle:g} rad")
+            j, other = facings.setdefault(c.frame, (i, c))
+            if abs(math.remainder(other.angle - c.angle, 2 * math.pi)) > SAME:
+                raise ModelError(_disagree(j, i, other, c, numbers, names if labels is not None else None))
             continue
         if not isinstance(c, Constraint):
-            raise ModelError(f"constraint {number}: expected a Constraint, got {_short(c)}")
+            raise ModelError(f"{names[i]}: expected a Constraint, got {_short(c)}")
         key = (c.frame, c.joint)
         if key not in seen:
-            seen[key] = (number, c)
+            seen[key] = (i, c)
             continue
-        first_number, first = seen[key]
+        j, first = seen[key]
         a, b = first.target(), c.target()
         both = ~np.isnan(a) & ~np.isnan(b)
         if np.any(np.abs(a[both] - b[both]) > SAME):
-            raise ModelError(f"constraints {first_number} and {number} give {c.joint} at frame {c.frame} two "
-                             f"different targets: ({first.describe()}) and ({c.describe()})")
+            raise ModelError(_disagree(j, i, first, c, numbers, names if labels is not None else None))
         if np.isnan(a).sum() > np.isnan(b).sum():  # keep the one that fixes more axes
-            seen[key] = (first_number, c)
-    return [c for _, c in seen.values()] + list(facings.values())
+            seen[key] = (j, c)
+    return [c for _, c in seen.values()] + [f for _, f in facings.values()]
+
+
+def _disagree(j: int, i: int, first, second, numbers: list[int], labels: list[str] | None) -> str:
+    """The message for two targets of one joint (or two facings) at one frame that disagree. Labels
+    name the moment in their own terms, so the frame and the positions (this module's) are said
+    only for numbered constraints."""
+    if labels is not None:
+        who, moment = f"{labels[j]} and {labels[i]}", ""
+    else:
+        who, moment = f"constraints {numbers[j]} and {numbers[i]}", f" at frame {second.frame}"
+    if isinstance(second, Facing):
+        values = f", {first.angle:g} and {second.angle:g} rad" if labels is None else ""
+        return (f"{who} give the body two different facings{moment}{values}: two different headings at the same "
+                "moment; turn one of them, or give it another frame")
+    subject = f"the {second.joint.replace('_', ' ')}" if labels is not None else f"{second.joint}{moment}"
+    values = f", {_where(first)} and {_where(second)}" if labels is None else ""
+    return (f"{who} give {subject} two different targets{values}: two different places at the same moment; "
+            "move one of them, or give it another frame")
+
+
+def _where(c: Constraint) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in c.position) + ")" + (" on xz" if c.axes == "xz" else "")
 
 
 def to_json(constraints: Sequence[Constraint | Facing]) -> list[dict]:

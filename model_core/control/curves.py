@@ -9,6 +9,10 @@ it is what both curve kinds here use:
   must persist: the motion after a waypoint continues from where the waypoint put it);
 - `local_curve`: through every anchor, back to zero `width` frames away from them (a change of
   pose around a key, which should leave the rest of the motion as it was).
+
+Two small helpers over frames sit here too, for this package and the add-on's rig math alike:
+`runs` (the stretches of a mask) and `smoothstep` (the ease that the add-on's foot locks, reach
+turns and range-edit borders blend with).
 """
 from __future__ import annotations
 
@@ -102,3 +106,15 @@ def _sorted(times, values) -> tuple[np.ndarray, np.ndarray]:
     v = v.reshape((len(t),) + v.shape[1:]) if v.size else np.zeros((0,) + v.shape[1:])
     order = np.argsort(t, kind="stable")
     return t[order], v[order]
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous True runs of a 1-D mask as (start, end) pairs, end exclusive."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def smoothstep(x):
+    """3x² - 2x³ of `x` clipped to [0, 1]: from 0 to 1 with zero slope at both ends (C1 easing)."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..motion.quaternion import qbetween, qinv, qmul, qrot
+from ..motion.rotations import normalize, perpendicular
 from ..motion.skeleton import T2M, SkeletonSpec, gaussian_smooth
 from .curves import local_curve
 from .targets import ROOT, Targets, yaw_matrices
@@ -105,7 +106,7 @@ def solve_frame(frame: np.ndarray, goals: dict[int, np.ndarray], spec: SkeletonS
         parent = parents[j]
         if parent != ROOT and parent not in goals:
             at = state.positions
-            bend = two_bone(at[parents[parent]], at[parent], at[j], goals[j])
+            bend, _ = two_bone(at[parents[parent]], at[parent], at[j], goals[j])
             state.aim(parent, bend, allow_stretch=False)
             solved[parent] = True
         state.aim(j, goals[j], allow_stretch=True)
@@ -113,25 +114,40 @@ def solve_frame(frame: np.ndarray, goals: dict[int, np.ndarray], spec: SkeletonS
     return state.own, state.stretch, solved
 
 
-def two_bone(base: np.ndarray, mid: np.ndarray, tip: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """Where `mid` goes so that base-mid-tip keeps its bone lengths and the tip reaches `goal`
-    (as near as the lengths allow), bending in the plane it bends in now."""
-    upper, lower = np.linalg.norm(mid - base), np.linalg.norm(tip - mid)
+def two_bone(base: np.ndarray, mid: np.ndarray, tip: np.ndarray, goal: np.ndarray,
+             upper=None, lower=None, longest=None) -> tuple[np.ndarray, np.ndarray]:
+    """Two-bone IK on points (..., 3): (where `mid` goes, where the tip then is) so that the chain
+    base-mid-tip reaches for `goal` as near as its bone lengths allow, bending in the plane it
+    bends in now. A chain straight along the line to the goal bends away from the side the tip
+    hangs off it (as it was bent), or across the line when the tip lies on it too.
+
+    `upper` and `lower` (floats or (...)): the bone lengths, by default the chain's own now;
+    `longest`: the farthest the chain may reach, by default just short of straight. A goal on
+    the base leaves the chain as it is.
+    """
+    base, mid, tip, goal = (np.asarray(v, np.float64) for v in (base, mid, tip, goal))
+    upper = np.asarray(np.linalg.norm(mid - base, axis=-1) if upper is None else upper, np.float64)
+    lower = np.asarray(np.linalg.norm(tip - mid, axis=-1) if lower is None else lower, np.float64)
+    longest = upper + lower - 1e-6 if longest is None else longest
     reach = goal - base
-    distance = float(np.linalg.norm(reach))
-    if distance < 1e-9:
-        return mid
-    axis = reach / distance
-    distance = float(np.clip(distance, abs(upper - lower) + 1e-6, upper + lower - 1e-6))
-    bend = (mid - base) - axis * np.dot(mid - base, axis)
-    if np.linalg.norm(bend) < 1e-6:  # straight limb: bend the way the tip hangs off the line
-        bend = (tip - base) - axis * np.dot(tip - base, axis)
-    if np.linalg.norm(bend) < 1e-6:
-        bend = np.cross(axis, [1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.cross(axis, [0.0, 1.0, 0.0])
-    bend /= np.linalg.norm(bend)
-    along = (upper**2 - lower**2 + distance**2) / (2 * distance)
-    side = np.sqrt(max(upper**2 - along**2, 0.0))
-    return base + axis * along + bend * side
+    distance = np.linalg.norm(reach, axis=-1)
+    axis = normalize(reach)
+    clipped = np.clip(distance, np.abs(upper - lower) + 1e-6, longest)
+    bend = perpendicular(mid - base, axis)
+    weak = np.linalg.norm(bend, axis=-1) < 1e-6
+    if weak.any():
+        bend = np.where(weak[..., None], perpendicular(mid - tip, axis), bend)
+        weak = np.linalg.norm(bend, axis=-1) < 1e-6
+    if weak.any():
+        across = np.where(np.abs(axis[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+        bend = np.where(weak[..., None], np.cross(axis, across), bend)
+    bend = normalize(bend)
+    cos_a = np.clip((upper ** 2 + clipped ** 2 - lower ** 2) / (2 * upper * clipped), -1, 1)
+    sin_a = np.sqrt(1 - cos_a ** 2)
+    new_mid = base + upper[..., None] * (cos_a[..., None] * axis + sin_a[..., None] * bend)
+    reached = base + clipped[..., None] * axis
+    still = (distance < 1e-9)[..., None]
+    return np.where(still, mid, new_mid), np.where(still, tip, reached)
 
 
 def log_quat(q: np.ndarray) -> np.ndarray:

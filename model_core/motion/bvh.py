@@ -16,63 +16,37 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .skeleton import T2M, T2M_BONE_LENGTHS
+from .rotations import normalize, swing
+from .skeleton import T2M, T2M_BONE_LENGTHS, T2M_T_POSE_DIRECTIONS
 
 BVH_NAMES = ("Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1", "LeftFoot",
              "RightFoot", "Spine2", "LeftToe", "RightToe", "Neck", "LeftShoulder", "RightShoulder", "Head",
              "LeftArm", "RightArm", "LeftForeArm", "RightForeArm", "LeftHand", "RightHand")
 PARENTS = T2M.parents
-# Rest directions of each joint's bone from its parent: a T-pose, facing +Z, left is +X.
-_T_POSE_DIRECTIONS = np.array([
-    (0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0),
-    (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (1, 0, 0), (-1, 0, 0),
-    (1, 0, 0), (-1, 0, 0), (1, 0, 0), (-1, 0, 0)], dtype=np.float64)
 # Where bones branch, the joint's frame comes from two of them: (up child, left child, right child).
 _BRANCHES = {0: (3, 1, 2), 9: (12, 13, 14)}
 _CHILD_ORDER = {0: (1, 2, 3), 9: (12, 13, 14)}  # legs then spine; neck then arms, as BVH files list them
-_EPS = 1e-9
 
 
 def rest_offsets(joints: np.ndarray | None = None) -> np.ndarray:
     """(22, 3) offset of each joint from its parent at rest (metres; zero for the root): a T-pose,
     with the bones that leave the pelvis and spine3 at the angles they have in `joints` (T, 22, 3)."""
-    directions = _T_POSE_DIRECTIONS.copy()
+    directions = T2M_T_POSE_DIRECTIONS.copy()
     if joints is not None:
         for j, (up, left, right) in _BRANCHES.items():
             frames = _frame(joints[:, up] - joints[:, j], joints[:, left] - joints[:, right])  # (T, 3, 3)
             for child in (up, left, right):
-                local = np.einsum("tji,tj->ti", frames, _normalise(joints[:, child] - joints[:, j]))
-                directions[child] = _normalise(local.mean(0))
+                local = np.einsum("tji,tj->ti", frames, normalize(joints[:, child] - joints[:, j]))
+                directions[child] = normalize(local.mean(0))
     return directions * np.asarray(T2M_BONE_LENGTHS)[:, None]
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
 
 
 def _frame(up: np.ndarray, left: np.ndarray) -> np.ndarray:
     """Rotations (T, 3, 3) whose columns are (left, up, forward) from an up and a left vector."""
-    x = _normalise(left)
-    z = _normalise(np.cross(x, up))
+    x = normalize(left)
+    z = normalize(np.cross(x, up))
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=-1)
-
-
-def _shortest_turn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotations (T, 3, 3) turning unit vectors a onto b (T, 3) the shortest way (Rodrigues)."""
-    axis = np.cross(a, b)
-    sin = np.linalg.norm(axis, axis=-1)
-    cos = np.clip((a * b).sum(-1), -1.0, 1.0)
-    # opposite vectors: turn half a circle about any axis across them
-    across = np.where(np.abs(a[:, :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
-    fallback = _normalise(np.cross(a, across))
-    axis = np.where((sin < 1e-8)[:, None], fallback, axis / np.maximum(sin, _EPS)[:, None])
-    angle = np.arctan2(sin, cos)
-    k = np.zeros(axis.shape[:-1] + (3, 3))
-    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    k -= np.swapaxes(k, 1, 2)
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def global_rotations(joints: np.ndarray, rest: np.ndarray) -> np.ndarray:
@@ -80,7 +54,7 @@ def global_rotations(joints: np.ndarray, rest: np.ndarray) -> np.ndarray:
     onto the motion's."""
     joints = np.asarray(joints, dtype=np.float64)
     frames = len(joints)
-    directions = _normalise(rest)
+    directions = normalize(rest)
     rotations = np.tile(np.eye(3), (frames, 22, 1, 1))
     children: dict[int, list[int]] = {}
     for child, parent in enumerate(PARENTS):
@@ -96,7 +70,7 @@ def global_rotations(joints: np.ndarray, rest: np.ndarray) -> np.ndarray:
         elif len(children.get(j, ())) == 1:
             child = children[j][0]
             carried = np.einsum("tij,j->ti", inherited, directions[child])
-            rotations[:, j] = _shortest_turn(carried, _normalise(joints[:, child] - joints[:, j])) @ inherited
+            rotations[:, j] = swing(carried, normalize(joints[:, child] - joints[:, j])) @ inherited
         else:  # an end joint: nothing hangs from it, it keeps its parent's turn
             rotations[:, j] = inherited
     return rotations

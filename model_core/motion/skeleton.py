@@ -127,6 +127,16 @@ T2M_BONE_LENGTHS = _frozen([
     0.1030392, 0.131614, 0.122984365, 0.25683984, 0.26309174, 0.26601183, 0.26987633,
 ])
 T2M_UNIFORM_OFFSETS = _frozen(T2M.raw_offsets * T2M_BONE_LENGTHS[:, None])
+# The uniform skeleton standing in a T-pose (facing +Z, left is +X, arms straight out, feet
+# forward): each joint's bone direction from its parent (zero for the root), and the offsets
+# those make at the uniform lengths. The BVH writer rests its skeleton in this pose and the
+# add-on's retarget reads unmapped joints from it. (The raw offsets above are the dataset's
+# own rest, with the arms hanging down; the features depend on them, so they stay.)
+T2M_T_POSE_DIRECTIONS = _frozen([
+    (0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0),
+    (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (1, 0, 0), (-1, 0, 0),
+    (1, 0, 0), (-1, 0, 0), (1, 0, 0), (-1, 0, 0)])
+T2M_T_POSE_OFFSETS = _frozen(T2M_T_POSE_DIRECTIONS * T2M_BONE_LENGTHS[:, None])
 
 
 def get_spec(dataset: str | SkeletonSpec) -> SkeletonSpec:

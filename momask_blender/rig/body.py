@@ -17,7 +17,7 @@ import numpy as np
 
 from .limbs import Fit, fit_leg
 from .names import classify, is_helper
-from .rest import BoneInfo
+from .rest import BoneInfo, BoneTree
 
 FOOT_LEVEL = 0.12   # of the height: a subtree reaching this close to the floor reaches the floor
 LEG_START = 0.2     # a leg starts at least this high
@@ -26,17 +26,11 @@ TOE_HUB = 3         # an ankle with this many forward children has toes, not one
 HUB_TOP = 0.75      # legs hang from below this height (hair reaching the floor hangs from the head)
 
 
-class Skeleton:
-    """Bones by index, parents first, with the tree walks detection needs."""
+class Skeleton(BoneTree):
+    """The bone tree with world-space rest geometry and what each bone's name says."""
 
     def __init__(self, bones: Sequence[BoneInfo]):
-        self.names = [b.name for b in bones]
-        self.index = {n: i for i, n in enumerate(self.names)}
-        self.parents = np.array([self.index.get(b.parent, -1) if b.parent else -1 for b in bones], dtype=int)
-        self.children: list[list[int]] = [[] for _ in bones]
-        for i, p in enumerate(self.parents):
-            if p >= 0:
-                self.children[p].append(i)
+        super().__init__(bones)
         self.heads = np.array([b.head for b in bones], dtype=float).reshape(len(bones), 3)
         tails = np.array([b.tail if b.tail is not None else b.head for b in bones], dtype=float)
         self.tails = tails.reshape(len(bones), 3)
@@ -57,33 +51,6 @@ class Skeleton:
             order.append(b)
             stack.extend(self.children[b])
         return order
-
-    def ancestors(self, b: int) -> list[int]:
-        out, p = [], int(self.parents[b])
-        while p >= 0 and p not in out:
-            out.append(p)
-            p = int(self.parents[p])
-        return out
-
-    def subtree(self, b: int) -> list[int]:
-        out, stack = [], [b]
-        while stack:
-            x = stack.pop()
-            out.append(x)
-            stack.extend(self.children[x])
-        return out
-
-    def path(self, top: int, bottom: int) -> list[int]:
-        """Bones from `top` down to `bottom`, both included ([] when top is not above bottom)."""
-        chain = [bottom] + self.ancestors(bottom)
-        return list(reversed(chain[: chain.index(top) + 1])) if top in chain else []
-
-    def lca(self, bones: Sequence[int]) -> int | None:
-        common = None
-        for b in bones:
-            chain = [b] + self.ancestors(b)
-            common = chain if common is None else [c for c in common if c in chain]
-        return common[0] if common else None
 
     def reach(self) -> tuple[np.ndarray, np.ndarray]:
         """Per bone: the lowest point of its subtree (heads, and tails of leaves) and its highest head."""

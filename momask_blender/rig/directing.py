@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.control.targets import yaw_matrices
+
 from ..errors import MomaskError
 from .plan import SOURCE_LEG, RigPlan
 from .skeleton import FPS, INDEX, JOINTS, PELVIS_HEIGHT, from_blender
 
-SAME = 1e-4  # metres: targets closer than this for one joint at one frame are one target
 # Reach targets: the bone a user picks and the joint whose place it is (a bone's head).
 REACH_JOINTS = {"LEFT_HAND": "left_wrist", "RIGHT_HAND": "right_wrist",
                 "LEFT_FOOT": "left_ankle", "RIGHT_FOOT": "right_ankle"}
@@ -91,16 +92,8 @@ class Placement:
     yaw: float
     start: tuple[float, float]  # rig-space (x, z) of the model's origin
 
-    def _turn(self, points: np.ndarray, angle: float) -> np.ndarray:
-        c, s = math.cos(angle), math.sin(angle)
-        p = np.asarray(points, np.float64)
-        out = p.copy()
-        out[..., 0] = c * p[..., 0] + s * p[..., 2]
-        out[..., 2] = -s * p[..., 0] + c * p[..., 2]
-        return out
-
     def to_rig(self, points: np.ndarray) -> np.ndarray:
-        out = self._turn(points, self.yaw)
+        out = _turn(points, self.yaw)
         out[..., 0] += self.start[0]
         out[..., 2] += self.start[1]
         return out
@@ -109,7 +102,12 @@ class Placement:
         p = np.array(points, np.float64)
         p[..., 0] -= self.start[0]
         p[..., 2] -= self.start[1]
-        return self._turn(p, -self.yaw)
+        return _turn(p, -self.yaw)
+
+
+def _turn(points: np.ndarray, angle: float) -> np.ndarray:
+    """Points (..., 3) turned about +Y by `angle` (+Z towards +X)."""
+    return np.einsum("ij,...j->...i", yaw_matrices(angle), np.asarray(points, np.float64))
 
 
 def placement_for(plan: RigPlan) -> Placement:
@@ -215,33 +213,26 @@ def key_targets(joints: np.ndarray, frames: Sequence[int], scene_frames: Sequenc
 
 def constraints_from(targets: Sequence[Target], frames: int, span_text: str, first: int = 0):
     """Model constraints from scene targets: every frame within first..frames-1 (`span_text`
-    says which scene frames that is), one target per joint and frame. Errors name the objects."""
-    from model_core.control import Constraint, Facing
+    says which scene frames that is), merged by `model_core.control.merge_constraints` (one target
+    per joint and frame). Errors name the objects."""
+    from model_core import ModelError
+    from model_core.control.constraints import Constraint, Facing, merge_constraints
 
-    seen: dict[tuple[int, str], Target] = {}
+    made = []
     for t in targets:
         if not first <= t.frame < frames:
             raise MomaskError(f"{t.source} falls outside the generated motion ({span_text})")
         if not all(math.isfinite(v) for v in t.position):
             raise MomaskError(f"{t.source} has a position that is not a finite number")
-        key = (t.frame, t.joint)
-        other = seen.get(key)
-        if other is None:
-            seen[key] = t
-            continue
-        a, b = _full(other), _full(t)
-        both = ~np.isnan(a) & ~np.isnan(b)
-        if t.joint == FACING:
-            differ = abs(math.remainder(a[0] - b[0], 2 * math.pi)) > SAME
-        else:
-            differ = bool(np.any(np.abs(a[both] - b[both]) > SAME))
-        if differ:
-            raise MomaskError(f"{other.source} and {t.source} give the {t.joint.replace('_', ' ')} two different "
-                              "places at the same moment: move one of them, or give it another frame")
-        if np.isnan(a).sum() > np.isnan(b).sum():
-            seen[key] = t
-    return [Facing(t.frame, t.position[0]) if t.joint == FACING else Constraint(t.frame, t.joint, t.position, t.axes)
-            for t in seen.values()]
+        try:
+            made.append(Facing(t.frame, t.position[0]) if t.joint == FACING else
+                        Constraint(t.frame, t.joint, t.position, t.axes))
+        except ModelError as err:
+            raise MomaskError(f"{t.source}: {err}") from None
+    try:
+        return merge_constraints(made, labels=[t.source for t in targets])
+    except ModelError as err:
+        raise MomaskError(str(err)) from None
 
 
 def _full(t: Target) -> np.ndarray:

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_core.control.curves import runs, smoothstep
+from model_core.control.pose import two_bone
+from model_core.motion.rotations import axis_angle, normalize, swing
+
 from .plan import Foot, RigPlan, forward_kinematics
-from .rotations import axis_angle, normalize, perpendicular, swing
+from .rest import subtree
+from .rotations import axis_and_angle
 
 CONTACT_HEIGHT = 0.08    # source leg lengths above that point's own lowest height in the motion
 CONTACT_SPEED = 0.6      # source leg lengths per second
@@ -64,17 +69,10 @@ def _source_leg(J: np.ndarray) -> float:
 
 def _drop_short(mask: np.ndarray, min_len: int) -> np.ndarray:
     out = mask.copy()
-    for s, e in spans(mask):
-        if e - s + 1 < min_len:
-            out[s:e + 1] = False
+    for s, e in runs(mask):
+        if e - s < min_len:
+            out[s:e] = False
     return out
-
-
-def spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive (start, end) of each run of True."""
-    m = np.concatenate([[False], mask, [False]]).astype(int)
-    d = np.diff(m)
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True))
 
 
 def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,39 +80,13 @@ def pins(positions: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.nda
     F = len(positions)
     weight = np.zeros(F)
     pinned = positions.copy()
-    for s, e in spans(planted):
-        pin = positions[s:e + 1].mean(axis=0)
-        for f in range(max(0, s - blend), min(F, e + blend + 1)):
-            if s <= f <= e:
-                w = 1.0
-            else:
-                x = 1.0 - (s - f if f < s else f - e) / (blend + 1)
-                w = x * x * (3 - 2 * x)
+    for s, e in runs(planted):  # frames s..e-1 planted
+        pin = positions[s:e].mean(axis=0)
+        for f in range(max(0, s - blend), min(F, e + blend)):
+            w = 1.0 if s <= f < e else smoothstep(1.0 - (s - f if f < s else f - e + 1) / (blend + 1))
             if w > weight[f]:
                 weight[f], pinned[f] = w, pin
     return weight, pinned
-
-
-def lock_targets(positions: np.ndarray, planted: np.ndarray, blend: int) -> np.ndarray:
-    """Where each frame's point should be: fixed during a contact, eased in and out around it."""
-    weight, pinned = pins(positions, planted, blend)
-    return positions + weight[:, None] * (pinned - positions)
-
-
-def two_bone_ik(hip, knee, ankle, target, upper: float, lower: float):
-    """New knee positions (F, 3) so that the chain reaches `target`, in the current bend plane."""
-    to_target = target - hip
-    dist = np.linalg.norm(to_target, axis=-1)
-    dist = np.clip(dist, abs(upper - lower) + 1e-6, (upper + lower) * 0.9999)
-    u = normalize(to_target)
-    pole = perpendicular(knee - hip, u)
-    weak = np.linalg.norm(pole, axis=-1) < 1e-6
-    pole = normalize(pole)
-    if weak.any():
-        pole[weak] = normalize(perpendicular(knee[weak] - ankle[weak], u[weak]))
-    cos_a = np.clip((upper ** 2 + dist ** 2 - lower ** 2) / (2 * upper * dist), -1, 1)
-    sin_a = np.sqrt(1 - cos_a ** 2)
-    return hip + upper * (cos_a[:, None] * u + sin_a[:, None] * pole), hip + dist[:, None] * u
 
 
 def _foot_goals(plan: RigPlan, foot: Foot, Q: np.ndarray, heads: np.ndarray, planted: np.ndarray,
@@ -140,16 +112,13 @@ def _foot_goals(plan: RigPlan, foot: Foot, Q: np.ndarray, heads: np.ndarray, pla
 
 def _limited(R: np.ndarray, degrees: float) -> np.ndarray:
     """Rotations scaled down to at most `degrees` about their own axes."""
-    from .rotations import rotation_angle
-
-    angle = rotation_angle(R)
+    axis, angle = axis_and_angle(R)
     limit = np.radians(degrees)
     big = angle > limit
     if not big.any():
         return R
     out = R.copy()
-    skew = np.stack([R[big, 2, 1] - R[big, 1, 2], R[big, 0, 2] - R[big, 2, 0], R[big, 1, 0] - R[big, 0, 1]], -1)
-    out[big] = axis_angle(normalize(skew), np.full(int(big.sum()), limit))
+    out[big] = axis_angle(axis[big], np.full(int(big.sum()), limit))
     return out
 
 
@@ -168,7 +137,7 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
         if goals is None:
             continue
         target, turn = goals
-        for b in _subtree(plan, foot.ankle, stop=-1):
+        for b in subtree(plan.rig.parents, foot.ankle):
             Q[:, b] = turn @ Q[:, b]
         upper = float(np.linalg.norm(plan.heads[foot.knee] - plan.heads[foot.hip]))
         lower = float(np.linalg.norm(plan.heads[foot.ankle] - plan.heads[foot.knee]))
@@ -178,13 +147,13 @@ def lock_feet(plan: RigPlan, Q: np.ndarray, heads: np.ndarray, contacts: np.ndar
     offset, heads = _lower_hips(plan, Q, heads, offset, legs)
     for h, k, a, upper, lower, target in legs:
         target = _within_turn(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
-        new_knee, reached = two_bone_ik(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
+        new_knee, reached = _leg_ik(heads[:, h], heads[:, k], heads[:, a], target, upper, lower)
         turn_upper = swing(heads[:, k] - heads[:, h], new_knee - heads[:, h])
         turn_lower = swing(heads[:, a] - heads[:, k], reached - new_knee)
         # Turn the thigh chain and the shin chain; bones below the ankle keep their world turn.
-        for b in _subtree(plan, h, stop=k):
+        for b in subtree(plan.rig.parents, h, stop=k):
             Q[:, b] = turn_upper @ Q[:, b]
-        for b in _subtree(plan, k, stop=a):
+        for b in subtree(plan.rig.parents, k, stop=a):
             Q[:, b] = turn_lower @ Q[:, b]
     return Q, offset
 
@@ -205,9 +174,15 @@ def _lower_hips(plan: RigPlan, Q, heads, offset, legs):
     return offset, forward_kinematics(plan, Q, offset)
 
 
+def _leg_ik(hip, knee, ankle, target, upper: float, lower: float):
+    """(knee, ankle) per frame reaching for `target` on the rig's own leg lengths, the leg
+    stretched to at most 99.99% of its length (`control.pose.two_bone`)."""
+    return two_bone(hip, knee, ankle, target, upper, lower, longest=(upper + lower) * 0.9999)
+
+
 def _segment_turns(hip, knee, ankle, target, upper: float, lower: float) -> np.ndarray:
     """Per frame, the larger angle (degrees) by which reaching `target` turns the thigh or shin."""
-    new_knee, reached = two_bone_ik(hip, knee, ankle, target, upper, lower)
+    new_knee, reached = _leg_ik(hip, knee, ankle, target, upper, lower)
 
     def angle(a, b):
         cos = (normalize(a) * normalize(b)).sum(-1)
@@ -247,15 +222,4 @@ def _smooth_max(shift: np.ndarray, radius: int = 2) -> np.ndarray:
             out[f] = shift[i] * (1.0 - 0.5 * abs(i - f) / (radius + 1)) if abs(i - f) else shift[i]
             if np.linalg.norm(out[f]) < mag[f]:
                 out[f] = shift[f]
-    return out
-
-
-def _subtree(plan: RigPlan, top: int, stop: int) -> list[int]:
-    """`top` and its descendants that are not `stop` or below it."""
-    parents = plan.rig.parents
-    out = [top]
-    for b in range(top + 1, len(parents)):
-        p = parents[b]
-        if b != stop and p in out:
-            out.append(b)
     return out

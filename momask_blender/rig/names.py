@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from .rest import BoneInfo
+from .rest import BoneInfo, BoneTree
 from .skeleton import JOINTS
 
 
@@ -166,66 +166,68 @@ def classify(name: str) -> tuple[str | None, str | None]:
 # ----------------------------------------------------------------------------- hierarchy helpers
 
 
-class _Tree:
-    def __init__(self, bones: Sequence[BoneInfo]):
-        self.parent = {b.name: b.parent for b in bones}
-        self.children: dict[str | None, list[str]] = {}
-        for b in bones:
-            self.children.setdefault(b.parent, []).append(b.name)
-        self.order = [b.name for b in bones]
-
-    def ancestors(self, name: str) -> list[str]:
-        out, p = [], self.parent.get(name)
-        while p is not None:
-            out.append(p)
-            p = self.parent.get(p)
-        return out
-
-    def is_ancestor(self, a: str, b: str) -> bool:
-        return a in self.ancestors(b)
-
-    def lca(self, a: str, b: str) -> str | None:
-        chain = [a] + self.ancestors(a)
-        for x in [b] + self.ancestors(b):
-            if x in chain:
-                return x
-        return None
-
-    def path_down(self, top: str, bottom: str) -> list[str]:
-        """Bones strictly between `top` and `bottom` (top side first)."""
-        chain = self.ancestors(bottom)
-        if top not in chain:
-            return []
-        return list(reversed(chain[: chain.index(top)]))
-
-    def depth(self, name: str) -> int:
-        return len(self.ancestors(name))
+def _bone(tree: BoneTree, name: str | None) -> int | None:
+    return tree.index.get(name) if name is not None else None
 
 
-def _usable_parent(tree: _Tree, name: str) -> str | None:
+def _ancestor_names(tree: BoneTree, name: str) -> list[str]:
+    b = _bone(tree, name)
+    return [] if b is None else [tree.names[a] for a in tree.ancestors(b)]
+
+
+def _is_above(tree: BoneTree, a: str, b: str) -> bool:
+    """`a` is an ancestor of `b`."""
+    return a in _ancestor_names(tree, b)
+
+
+def _meet(tree: BoneTree, a: str, b: str) -> str | None:
+    """The lowest bone at or above both."""
+    ia, ib = _bone(tree, a), _bone(tree, b)
+    if ia is None or ib is None:
+        return a if a == b else None
+    meet = tree.lca([ia, ib])
+    return None if meet is None else tree.names[meet]
+
+
+def _between(tree: BoneTree, top: str, bottom: str) -> list[str]:
+    """Bones strictly between `top` and `bottom` (top side first)."""
+    it, ib = _bone(tree, top), _bone(tree, bottom)
+    return [] if it is None or ib is None else [tree.names[b] for b in tree.path(it, ib)[1:-1]]
+
+
+def _depth(tree: BoneTree, name: str) -> int:
+    return len(_ancestor_names(tree, name))
+
+
+def _children(tree: BoneTree, name: str) -> list[str]:
+    b = _bone(tree, name)
+    return [] if b is None else [tree.names[c] for c in tree.children[b]]
+
+
+def _usable_parent(tree: BoneTree, name: str) -> str | None:
     """The nearest ancestor that is not a twist/helper bone."""
-    for a in tree.ancestors(name):
+    for a in _ancestor_names(tree, name):
         if not is_helper_base(side_and_base(a)[1]) and not re.search(r"\.\d{3}$", a):
             return a
     return None
 
 
-def _keyword_bones(tree: _Tree) -> dict[tuple[str | None, str], list[str]]:
+def _keyword_bones(tree: BoneTree) -> dict[tuple[str | None, str], list[str]]:
     found: dict[tuple[str | None, str], list[str]] = {}
-    for name in tree.order:
+    for name in tree.names:
         side, kind = classify(name)
         if kind:
             found.setdefault((side, kind), []).append(name)
     for names in found.values():
-        names.sort(key=tree.depth)
+        names.sort(key=lambda n: _depth(tree, n))
     return found
 
 
-def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
+def _limb(tree: BoneTree, kw, side: str, out: dict[str, str]) -> None:
     """Fill one side's leg and arm joints from keywords and the chain above hand and foot."""
     def pick(kind, must_be_above=None):
         for name in kw.get((side, kind), []):
-            if must_be_above is None or tree.is_ancestor(name, must_be_above):
+            if must_be_above is None or _is_above(tree, name, must_be_above):
                 return name
         return None
 
@@ -243,16 +245,16 @@ def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
             hip = out.get(f"{side}_hip") or pick("hip", knee) or _usable_parent(tree, knee)
             setj("hip", hip)
         toe = out.get(f"{side}_foot") or next(
-            (n for n in kw.get((side, "foot"), []) if tree.is_ancestor(ankle, n)), None)
+            (n for n in kw.get((side, "foot"), []) if _is_above(tree, ankle, n)), None)
         if toe is None:
-            kids = [c for c in tree.children.get(ankle, []) if classify(c)[1] is not None or
+            kids = [c for c in _children(tree, ankle) if classify(c)[1] is not None or
                     not is_helper_base(side_and_base(c)[1])]
             toe = kids[0] if len(kids) == 1 else None
         setj("foot", toe)
     else:
         hip = out.get(f"{side}_hip") or pick("hip")
         knee = out.get(f"{side}_knee") or pick("knee")
-        if knee and not hip and not any(tree.is_ancestor(k, knee) for k in kw.get((side, "hip"), [])):
+        if knee and not hip and not any(_is_above(tree, k, knee) for k in kw.get((side, "hip"), [])):
             hip, knee = knee, None  # a single 'Leg' bone: it is the whole leg, from the hip
         setj("hip", hip)
         setj("knee", knee)
@@ -265,13 +267,7 @@ def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
         setj("elbow", elbow)
         shoulder = out.get(f"{side}_shoulder")
         if elbow and not shoulder:
-            shoulder = pick("shoulder", elbow) or _usable_parent(tree, elbow)
-            # 'Shoulder' names a collar in most conventions: an upper-arm keyword wins.
-            if shoulder and classify(shoulder)[1] == "collar":
-                parent = _usable_parent(tree, shoulder)
-                if parent and classify(parent)[1] == "collar":
-                    pass  # SMPL style: L_Collar above L_Shoulder
-            setj("shoulder", shoulder)
+            setj("shoulder", pick("shoulder", elbow) or _usable_parent(tree, elbow))
     else:
         setj("shoulder", out.get(f"{side}_shoulder") or pick("shoulder"))
         setj("elbow", out.get(f"{side}_elbow") or pick("elbow"))
@@ -282,14 +278,14 @@ def _limb(tree: _Tree, kw, side: str, out: dict[str, str]) -> None:
             setj("collar", parent)
 
 
-def _spine(tree: _Tree, out: dict[str, str], kw) -> None:
+def _spine(tree: BoneTree, out: dict[str, str]) -> None:
     """Pelvis where the legs meet; spine, neck and head along the chain to the head."""
     hips = [out.get("left_hip"), out.get("right_hip")]
     if all(hips):
-        meet = tree.lca(*hips)
+        meet = _meet(tree, *hips)
         if meet and meet not in hips:
             table = out.get("pelvis")
-            if not (table and tree.is_ancestor(table, hips[0]) and tree.is_ancestor(table, hips[1])):
+            if not (table and _is_above(tree, table, hips[0]) and _is_above(tree, table, hips[1])):
                 out["pelvis"] = meet
     pelvis = out.get("pelvis")
     if pelvis is None:
@@ -297,18 +293,18 @@ def _spine(tree: _Tree, out: dict[str, str], kw) -> None:
     tops = [out.get(f"{s}_{j}") for s in ("left", "right") for j in ("collar", "shoulder")]
     left_top = out.get("left_collar") or out.get("left_shoulder")
     right_top = out.get("right_collar") or out.get("right_shoulder")
-    branch = tree.lca(left_top, right_top) if left_top and right_top else None
-    if branch is not None and branch != pelvis and not tree.is_ancestor(pelvis, branch):
+    branch = _meet(tree, left_top, right_top) if left_top and right_top else None
+    if branch is not None and branch != pelvis and not _is_above(tree, pelvis, branch):
         branch = None
     head = out.get("head")
-    if head is None or not tree.is_ancestor(pelvis, head):
+    if head is None or not _is_above(tree, pelvis, head):
         head = None
-        centre = [n for n in tree.order if side_and_base(n)[0] is None and "head" in side_and_base(n)[1]
-                  and not is_helper_base(side_and_base(n)[1]) and tree.is_ancestor(pelvis, n)]
+        centre = [n for n in tree.names if side_and_base(n)[0] is None and "head" in side_and_base(n)[1]
+                  and not is_helper_base(side_and_base(n)[1]) and _is_above(tree, pelvis, n)]
         if branch:
-            centre = [n for n in centre if tree.is_ancestor(branch, n)] or centre
+            centre = [n for n in centre if _is_above(tree, branch, n)] or centre
         if centre:
-            head = min(centre, key=tree.depth)
+            head = min(centre, key=lambda n: _depth(tree, n))
     if head:
         out["head"] = head
     for j in _SPINE_JOINTS:
@@ -316,7 +312,7 @@ def _spine(tree: _Tree, out: dict[str, str], kw) -> None:
     if head is None and branch is None:
         return
     top = head or branch
-    between = tree.path_down(pelvis, top)  # spine bones strictly between the pelvis and top
+    between = _between(tree, pelvis, top)  # spine bones strictly between the pelvis and top
     between = [b for b in between if b not in tops and b not in out.values()]
     if branch and branch != pelvis and head:
         lower = between[: between.index(branch) + 1] if branch in between else []
@@ -350,7 +346,7 @@ def convention_map(names: Sequence[str]) -> dict[str, str]:
 
 def name_map(bones: Sequence[BoneInfo]) -> dict[str, str]:
     """Joint → bone from names and the hierarchy alone (no geometry): as many joints as it finds."""
-    tree = _Tree(bones)
+    tree = BoneTree(bones)
     # 1. The convention with the most exact names gives the first guesses.
     best = convention_map([b.name for b in bones])
     out = {j: b for j, b in best.items() if j not in _SPINE_JOINTS} if len(best) >= 4 else {}
@@ -359,7 +355,7 @@ def name_map(bones: Sequence[BoneInfo]) -> dict[str, str]:
     for side in ("left", "right"):
         _limb(tree, kw, side, out)
     # 3. The hierarchy places the pelvis, spine, neck and head.
-    _spine(tree, out, kw)
+    _spine(tree, out)
     return {j: out[j] for j in JOINTS if j in out}
 
 

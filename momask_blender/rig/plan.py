@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model_core.motion.rotations import normalize
+
 from ..errors import MomaskError
-from .rest import RigRest
-from .rotations import normalize, polar_rotation
+from .rest import RigRest, ancestors, lowest_common, subtree
+from .rotations import polar_rotation
 from .skeleton import INDEX, NEXT, PARENTS, PELVIS_HEIGHT
 
 UP = np.array([0.0, 0.0, 1.0])
@@ -208,28 +210,16 @@ def _rig_leg_length(heads, tails, jb, height) -> float:
     return float(pelvis_height * SOURCE_LEG / PELVIS_HEIGHT) if pelvis_height > 0 else height * 0.5
 
 
-def _ancestors(parents: np.ndarray, b: int) -> list[int]:
-    out = []
-    p = int(parents[b])
-    while p >= 0:
-        out.append(p)
-        p = int(parents[p])
-    return out
-
-
 def _mover(rig: RigRest, heads: np.ndarray, jb: dict[int, int], height: float) -> int:
     """The bone whose location moves the whole body: the lowest common ancestor of the pelvis,
     hips and spine bones (above the pelvis when the rig splits it into a lower and an upper
     body, as MMD's 下半身/上半身 under センター), raised to the topmost ancestor that is still
     off the floor (never a floor root) and that can move (not connected to its parent)."""
-    body = [jb[j] for j in (0, 1, 2, 3, 6, 9, 12) if j in jb]
-    common = [jb[0]] + _ancestors(rig.parents, jb[0])
-    for b in body:
-        chain = {b, *_ancestors(rig.parents, b)}
-        common = [c for c in common if c in chain]
-    mover = common[0] if common else jb[0]
+    body = [jb[j] for j in (0, 1, 2, 3, 6, 9, 12) if j in jb]  # the pelvis first
+    mover = lowest_common(rig.parents, body)
+    mover = jb[0] if mover is None else mover
     floor = float(heads[:, 2].min())
-    for a in _ancestors(rig.parents, mover):
+    for a in ancestors(rig.parents, mover):
         if heads[a, 2] - floor < FLOOR_ROOT * height:
             break
         mover = a
@@ -261,11 +251,11 @@ def _ik_goals(rig: RigRest, jb: dict[int, int]) -> list[IKGoal]:
     mapped = set(jb.values())
     goals = []
     for link in rig.iks:
-        chain = [link.owner] + _ancestors(rig.parents, link.owner)
+        chain = [link.owner] + ancestors(rig.parents, link.owner)
         chain = chain[: link.chain] if link.chain > 0 else chain
         if not mapped & set(chain) or link.target in mapped or link.target in chain:
             continue
-        if link.target in _ancestors(rig.parents, link.owner):
+        if link.target in ancestors(rig.parents, link.owner):
             continue  # a target above its own chain would move with it
         goals.append(IKGoal(link.target, link.owner, link.use_tail, link.pole, chain[-1]))
     return sorted(goals, key=lambda g: g.target)
@@ -363,7 +353,5 @@ def ik_locations(plan: RigPlan, Q: np.ndarray, heads: np.ndarray) -> dict[int, n
             delta = point - heads[:, bone] - moved[:, bone]
             p = int(plan.rig.parents[bone])
             out[bone] = location_channel(plan, bone, delta, Q[:, p] if p >= 0 else None)
-            for b in range(bone, N):
-                if b == bone or bone in _ancestors(plan.rig.parents, b):
-                    moved[:, b] += delta
+            moved[:, subtree(plan.rig.parents, bone)] += delta[:, None]
     return out

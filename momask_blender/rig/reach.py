@@ -12,11 +12,14 @@ import dataclasses
 
 import numpy as np
 
+from model_core.control.curves import smoothstep
 from model_core.control.pose import two_bone
+from model_core.motion.rotations import axis_angle, swing
 
 from .plan import RigPlan, forward_kinematics, ik_locations, local_rotations
+from .rest import subtree
 from .retarget import Bake
-from .rotations import axis_angle, continuous_quats, matrix_to_quat, swing
+from .rotations import axis_and_angle, continuous_quats, matrix_to_quat
 
 # joint → (limb root, middle) joints: the two bones that turn to put the joint on its target
 LIMBS = {20: (16, 18), 21: (17, 19), 7: (1, 4), 8: (2, 5)}
@@ -42,7 +45,7 @@ def reach_on_rig(bake: Bake, plan: RigPlan, reaches, width: float, fixed=()) -> 
         heads = forward_kinematics(plan, Q[k:k + 1], offset[k:k + 1])[0]
         base, mid, tip = heads[root], heads[middle], heads[jb[joint]]
         goal = np.asarray(target, np.float64)
-        new_mid = two_bone(base, mid, tip, goal)
+        new_mid, _ = two_bone(base, mid, tip, goal)
         first = swing(mid - base, new_mid - base)
         turned_tip = new_mid + first @ (tip - mid)
         second = swing(turned_tip - new_mid, goal - new_mid)
@@ -60,36 +63,17 @@ def reach_on_rig(bake: Bake, plan: RigPlan, reaches, width: float, fixed=()) -> 
     return dataclasses.replace(bake, quats=quats, world_rotations=Q, heads=heads, locations=locations)
 
 
-def axis_and_angle(m: np.ndarray) -> tuple[np.ndarray, float]:
-    """(axis, angle) of a rotation matrix."""
-    angle = float(np.arccos(np.clip((np.trace(m) - 1.0) / 2.0, -1.0, 1.0)))
-    axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
-    norm = np.linalg.norm(axis)
-    return (axis / norm if norm > 1e-12 else np.array([1.0, 0.0, 0.0])), angle
-
-
 def _ease(frames: int, at: int, width: float, fixed=()) -> np.ndarray:
     """1 at `at`, 0 from `width` frames away (or from the nearest `fixed` frame on either side),
     smoothstep between (C1 where it starts and ends)."""
     before = max([at - width] + [f for f in fixed if f < at])
     after = min([at + width] + [f for f in fixed if f > at])
     t = np.arange(frames, dtype=np.float64)
-    s = np.where(t <= at, (t - before) / max(at - before, 1e-9), (after - t) / max(after - at, 1e-9))
-    s = np.clip(s, 0.0, 1.0)
-    return s * s * (3 - 2 * s)
+    return smoothstep(np.where(t <= at, (t - before) / max(at - before, 1e-9), (after - t) / max(after - at, 1e-9)))
 
 
 def _turn(Q: np.ndarray, plan: RigPlan, bone: int, axis: np.ndarray, angle: float, weight: np.ndarray) -> None:
     """Turn `bone` and every bone below it by weight × angle about `axis` (world), per frame."""
-    below = _subtree(plan, bone)
+    below = subtree(plan.rig.parents, bone)
     turns = axis_angle(np.broadcast_to(axis, (len(weight), 3)), weight * angle)   # (F, 3, 3)
     Q[:, below] = turns[:, None] @ Q[:, below]
-
-
-def _subtree(plan: RigPlan, bone: int) -> list[int]:
-    parents = plan.rig.parents
-    out = [bone]
-    for b in range(bone + 1, len(parents)):  # parents come first
-        if parents[b] in out:
-            out.append(b)
-    return out

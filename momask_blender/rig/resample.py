@@ -4,18 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def frame_count(frames: int, src_fps: float, dst_fps: float) -> int:
-    """Frames at `dst_fps` covering the same time as `frames` samples at `src_fps` (end included)."""
-    if frames < 1:
-        return 0
-    return int(np.floor((frames - 1) * dst_fps / src_fps + 1e-6)) + 1
+def frame_count(frames: int, src_fps: float, dst_fps: float, what: str = "motion") -> int:
+    """Frames at `dst_fps` covering the same time as `frames` samples at `src_fps` (end included):
+    `model_core.inputs.timing.resampled_frames`, so both rates and both lengths are held to its
+    limits before an array of that length exists."""
+    from model_core.inputs.timing import resampled_frames
+
+    from ..errors import model_checks
+
+    with model_checks():
+        return resampled_frames(frames, src_fps, dst_fps, what)
 
 
 def resample(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
     """Linear interpolation along axis 0, sample k taken at time k / dst_fps."""
     x = np.asarray(x, dtype=np.float64)
-    if not (src_fps > 0 and dst_fps > 0):
-        raise ValueError(f"frame rates must be positive, got {src_fps} and {dst_fps}")
     n = frame_count(len(x), src_fps, dst_fps)
     if abs(src_fps - dst_fps) < 1e-9 or len(x) < 2:
         return x[:n].copy()

@@ -11,6 +11,7 @@ keys so that the chains they drive land where the motion has them.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,80 @@ class IKLink:
     target: int
     pole: int = -1
     use_tail: bool = True
+
+
+# ----------------------------------------------------------------------------- the bone tree
+
+
+def ancestors(parents: Sequence[int] | np.ndarray, bone: int) -> list[int]:
+    """`bone`'s parent, its parent's parent, ... up to a root (-1 ends the walk; so does a loop)."""
+    out, p = [], int(parents[bone])
+    while p >= 0 and p not in out:
+        out.append(p)
+        p = int(parents[p])
+    return out
+
+
+def children_of(parents: Sequence[int] | np.ndarray) -> list[list[int]]:
+    """Each bone's children, in list order."""
+    children: list[list[int]] = [[] for _ in parents]
+    for i, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(i)
+    return children
+
+
+def subtree(parents: Sequence[int] | np.ndarray, top: int, stop: int | None = None,
+            children: list[list[int]] | None = None) -> list[int]:
+    """`top` and every bone below it, depth first (a bone's later children first), leaving out
+    `stop` and what hangs below it."""
+    children = children_of(parents) if children is None else children
+    out, stack = [], [top]
+    while stack:
+        b = stack.pop()
+        out.append(b)
+        stack.extend(c for c in children[b] if c != stop)
+    return out
+
+
+def lowest_common(parents: Sequence[int] | np.ndarray, bones: Sequence[int]) -> int | None:
+    """The lowest bone that is one of `bones` or above all of them (None: they share no root)."""
+    common = None
+    for b in bones:
+        chain = [b] + ancestors(parents, b)
+        common = chain if common is None else [c for c in common if c in chain]
+    return common[0] if common else None
+
+
+class BoneTree:
+    """Bones by index (in any order) with their parents and children, from `BoneInfo` records; a
+    parent that is not among the bones makes a root. What detection walks, by index or by name."""
+
+    def __init__(self, bones: Sequence[BoneInfo]):
+        self.names = [b.name for b in bones]
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.parents = np.array([self.index.get(b.parent, -1) if b.parent else -1 for b in bones], dtype=int)
+        self.children = children_of(self.parents)
+
+    def ancestors(self, b: int) -> list[int]:
+        return ancestors(self.parents, b)
+
+    def subtree(self, b: int, stop: int | None = None) -> list[int]:
+        return subtree(self.parents, b, stop, self.children)
+
+    def path(self, top: int, bottom: int) -> list[int]:
+        """Bones from `top` down to `bottom`, both included ([] when top is not above bottom)."""
+        chain = [bottom] + self.ancestors(bottom)
+        return list(reversed(chain[: chain.index(top) + 1])) if top in chain else []
+
+    def lca(self, bones: Sequence[int]) -> int | None:
+        return lowest_common(self.parents, bones)
+
+    def depth(self, b: int) -> int:
+        return len(self.ancestors(b))
+
+
+# ----------------------------------------------------------------------------- the rig
 
 
 def _none(n: int) -> np.ndarray:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model_core.motion.rotations import axis_angle, normalize, perpendicular, swing
+
 from ..errors import MomaskError
 from . import feet
 from .plan import (
@@ -29,16 +31,7 @@ from .plan import (
     mover_location,
 )
 from .resample import resample
-from .rotations import (
-    axis_angle,
-    continuous_quats,
-    frame,
-    matrix_to_quat,
-    normalize,
-    perpendicular,
-    signed_angle,
-    swing,
-)
+from .rotations import continuous_quats, frame, matrix_to_quat, signed_angle
 from .skeleton import FPS, JOINTS, NEXT, PARENTS, PELVIS_HEIGHT, check_joints, to_blender
 
 ROOT_MOTIONS = ("full", "in-place", "keep")
@@ -230,14 +223,7 @@ def _rest_foot_height(plan: RigPlan) -> float:
 def retarget(joints: np.ndarray, plan: RigPlan, options: RetargetOptions = RetargetOptions(),
              src_fps: float = FPS) -> Bake:
     """Bake source joints (T, 22, 3; HumanML3D axes, metres, `src_fps`) onto the planned rig."""
-    J = check_joints(joints)
-    from model_core.inputs.timing import resampled_frames
-
-    from ..errors import model_checks
-
-    with model_checks():
-        resampled_frames(len(J), src_fps, options.fps)  # bounded before any array of that length exists
-    J = to_blender(resample(J, src_fps, options.fps))
+    J = to_blender(resample(check_joints(joints), src_fps, options.fps))
     if options.placed:  # rig space (see rig.directing): the place and the size are already the rig's
         scale = plan.leg_length / SOURCE_LEG
     else:

@@ -1,59 +1,13 @@
-"""Small rotation helpers on NumPy arrays: matrices are (..., 3, 3), quaternions (..., 4) as w, x, y, z."""
+"""Small rotation helpers on NumPy arrays: matrices are (..., 3, 3), quaternions (..., 4) as w, x, y, z.
+
+The basic matrix ones (normalize, perpendicular, axis_angle, swing: the shortest arc) are
+`model_core.motion.rotations`, which the BVH writer shares; these are the rig's own."""
 from __future__ import annotations
 
 import numpy as np
 
 from model_core.motion.quaternion import qmul, quaternion_to_matrix
-
-EPS = 1e-9
-
-
-def normalize(v: np.ndarray) -> np.ndarray:
-    """Unit vectors along the last axis (zero vectors stay zero)."""
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(n, EPS)
-
-
-def perpendicular(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """The part of `v` perpendicular to the unit vector `axis` (not normalised)."""
-    return v - (v * axis).sum(-1, keepdims=True) * axis
-
-
-def axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices about unit `axis` (..., 3) by `angle` (...) radians (Rodrigues)."""
-    axis = normalize(axis)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    c, s = np.cos(angle), np.sin(angle)
-    t = 1.0 - c
-    m = np.empty(axis.shape[:-1] + (3, 3))
-    m[..., 0, 0] = c + x * x * t
-    m[..., 0, 1] = x * y * t - z * s
-    m[..., 0, 2] = x * z * t + y * s
-    m[..., 1, 0] = y * x * t + z * s
-    m[..., 1, 1] = c + y * y * t
-    m[..., 1, 2] = y * z * t - x * s
-    m[..., 2, 0] = z * x * t - y * s
-    m[..., 2, 1] = z * y * t + x * s
-    m[..., 2, 2] = c + z * z * t
-    return m
-
-
-def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vectors `a` to `b` (..., 3) → (..., 3, 3).
-
-    Opposite vectors turn half a turn about an axis perpendicular to `a`.
-    """
-    a, b = np.broadcast_arrays(normalize(a), normalize(b))
-    axis = np.cross(a, b)
-    sin = np.linalg.norm(axis, axis=-1)
-    cos = np.clip((a * b).sum(-1), -1.0, 1.0)
-    angle = np.arctan2(sin, cos)
-    # Where a and b are (anti)parallel the cross product vanishes: pick any perpendicular axis.
-    fallback = np.cross(a, np.array([1.0, 0.0, 0.0]))
-    weak = np.linalg.norm(fallback, axis=-1) < 1e-3
-    fallback[weak] = np.cross(a[weak], np.array([0.0, 1.0, 0.0]))
-    axis = np.where((sin < 1e-9)[..., None], fallback, axis)
-    return axis_angle(axis, angle)
+from model_core.motion.rotations import normalize, perpendicular
 
 
 def signed_angle(a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> np.ndarray:
@@ -129,14 +83,21 @@ def rotation_angle(m: np.ndarray) -> np.ndarray:
     return np.arccos(np.clip((tr - 1.0) / 2.0, -1.0, 1.0))
 
 
+def axis_and_angle(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit axes (..., 3), angles (...) in radians) of rotation matrices; +X where there is no turn."""
+    axis = np.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1)
+    norm = np.linalg.norm(axis, axis=-1, keepdims=True)
+    some = norm > 1e-12
+    axis = np.where(some, axis / np.where(some, norm, 1.0), np.array([1.0, 0.0, 0.0]))
+    return axis, rotation_angle(m)
+
+
 def polar_rotation(m: np.ndarray) -> np.ndarray:
-    """The rotation part of a 3x3 matrix that may carry scale."""
+    """The rotation part of (..., 3, 3) matrices that may carry scale (polar decomposition)."""
     u, _, vt = np.linalg.svd(m)
-    r = u @ vt
-    if np.linalg.det(r) < 0:
-        u[:, -1] *= -1
-        r = u @ vt
-    return r
+    d = np.sign(np.linalg.det(u @ vt))  # -1 where the orthogonal part mirrors: flip its last axis
+    u = u * np.concatenate([np.ones(d.shape + (2,), u.dtype), d[..., None]], axis=-1)[..., None, :]  # keeps u's dtype
+    return u @ vt
 
 
 def euler_from_matrix(m: np.ndarray, order: str) -> np.ndarray:
@@ -155,11 +116,6 @@ def euler_from_matrix(m: np.ndarray, order: str) -> np.ndarray:
     out = np.empty(m.shape[:-2] + (3,))
     out[..., i], out[..., j], out[..., k] = a, b, c
     return out
-
-
-def unwrap_euler(e: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Remove 2π jumps per channel along time."""
-    return np.unwrap(e, axis=axis)
 
 
 # ----------------------------------------------------------------------------- a bone's rotation channels
@@ -201,10 +157,6 @@ def euler_to_quat(e: np.ndarray, order: str) -> np.ndarray:
         q[..., 1 + i] = np.sin(h)
         out = qmul(q, out)
     return out
-
-
-def channel_count(mode: str) -> int:
-    return 3 if mode not in ("QUATERNION", "AXIS_ANGLE") else 4
 
 
 def to_quat(values: np.ndarray, mode: str) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_core.motion.skeleton import T2M, T2M_BONE_LENGTHS
+from model_core.motion.skeleton import T2M, T2M_BONE_LENGTHS, T2M_T_POSE_OFFSETS
 from model_core.settings import FPS as MODEL_FPS
 
 JOINTS = T2M.joint_names
@@ -18,16 +18,9 @@ FPS = float(MODEL_FPS)
 # Joints a rig needs for a meaningful bake: the pelvis and at least the upper legs.
 REQUIRED = ("pelvis", "left_hip", "right_hip")
 
-# The uniform skeleton every HumanML3D motion was retargeted to (its bone lengths, in metres) and
-# a T-pose built from them: Y up, facing +Z, left is +X.
-_LENGTHS = {j: float(T2M_BONE_LENGTHS[j]) for j in range(1, T2M.joints_num)}
-_T_DIRECTIONS = {
-    1: (1, 0, 0), 2: (-1, 0, 0), 3: (0, 1, 0), 4: (0, -1, 0), 5: (0, -1, 0), 6: (0, 1, 0),
-    7: (0, -1, 0), 8: (0, -1, 0), 9: (0, 1, 0), 10: (0, 0, 1), 11: (0, 0, 1), 12: (0, 1, 0),
-    13: (1, 0, 0), 14: (-1, 0, 0), 15: (0, 1, 0), 16: (1, 0, 0), 17: (-1, 0, 0), 18: (1, 0, 0),
-    19: (-1, 0, 0), 20: (1, 0, 0), 21: (-1, 0, 0),
-}
-PELVIS_HEIGHT = 0.93  # standing pelvis height of the uniform skeleton (hip, knee, ankle, sole)
+# The uniform skeleton every HumanML3D motion was retargeted to, standing in model_core's T-pose
+# (Y up, facing +Z, left is +X) with its pelvis this high (hip, knee, ankle, sole; metres).
+PELVIS_HEIGHT = 0.93
 
 
 def t_pose() -> np.ndarray:
@@ -35,13 +28,13 @@ def t_pose() -> np.ndarray:
     pos = np.zeros((22, 3))
     pos[0] = (0.0, PELVIS_HEIGHT, 0.0)
     for j in range(1, 22):
-        pos[j] = pos[PARENTS[j]] + _LENGTHS[j] * np.asarray(_T_DIRECTIONS[j], dtype=float)
+        pos[j] = pos[PARENTS[j]] + T2M_T_POSE_OFFSETS[j]
     return pos
 
 
 def bone_length(j: int) -> float:
     """Length (m) of the uniform skeleton's bone from joint j's parent to joint j."""
-    return _LENGTHS[j]
+    return float(T2M_BONE_LENGTHS[j])
 
 
 def to_blender(joints: np.ndarray) -> np.ndarray:

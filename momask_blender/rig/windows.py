@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_core.control.curves import smoothstep
+from model_core.control.targets import yaw_matrices
 from model_core.settings import MAX_FRAMES
 
 from ..errors import MomaskError
 from .plan import SOURCE_LEG, RigPlan, local_rotations, mover_location
 from .retarget import joints_from_pose, solve_rotations
-from .rotations import continuous_quats, from_quat, matrix_to_quat, quat_to_matrix, slerp, to_quat
-from .skeleton import FPS, INDEX, JOINTS, from_blender, t_pose, to_blender
+from .rotations import continuous_quats, from_quat, matrix_to_quat, polar_rotation, quat_to_matrix, slerp, to_quat
+from .skeleton import FPS, INDEX, JOINTS, PELVIS_HEIGHT, from_blender, to_blender
 
 TOKEN = 4                 # model frames per token
 MAX_WINDOW = MAX_FRAMES   # model frames one call sees (9.8 s)
@@ -95,9 +97,13 @@ class Window:
 
 
 def _scene_step(fps: float) -> float:
-    if not fps > 0:
-        raise MomaskError(f"the scene's frame rate must be positive, got {fps}")
-    return fps / FPS
+    """Scene frames per model frame, the scene's rate checked as every frame rate is."""
+    from model_core.inputs.timing import frame_rate
+
+    from ..errors import model_checks
+
+    with model_checks():
+        return frame_rate(fps, "the scene's frame rate") / FPS
 
 
 def plan_range(anim_start: int, anim_end: int, start: int, end: int, fps: float,
@@ -194,20 +200,12 @@ def check_inverse_map(joint_bone: dict[int, int]) -> None:
 # ----------------------------------------------------------------------------- rig pose → joints
 
 
-def batch_rotation(m: np.ndarray) -> np.ndarray:
-    """The rotation part of (..., 3, 3) matrices that may carry scale (polar decomposition)."""
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    u = u * np.concatenate([np.ones(d.shape + (2,)), d[..., None]], axis=-1)[..., None, :]
-    return u @ vt
-
-
 def world_deltas(rest: np.ndarray, pose: np.ndarray, world: np.ndarray) -> np.ndarray:
     """World deltas (F, N, 3, 3) from rest (N, 4, 4) and posed (F, N, 4, 4) armature-space bone
     matrices and the object's world matrix: pose orientation × rest orientationᵀ, in world axes."""
-    A = batch_rotation(np.asarray(world, np.float64)[:3, :3])
-    R = batch_rotation(np.asarray(rest, np.float64)[:, :3, :3])
-    P = batch_rotation(np.asarray(pose, np.float64)[..., :3, :3])
+    A = polar_rotation(np.asarray(world, np.float64)[:3, :3])
+    R = polar_rotation(np.asarray(rest, np.float64)[:, :3, :3])
+    P = polar_rotation(np.asarray(pose, np.float64)[..., :3, :3])
     return A @ P @ np.swapaxes(R, -1, -2) @ A.T
 
 
@@ -220,10 +218,6 @@ def rig_joints(plan: RigPlan, pose: np.ndarray) -> np.ndarray:
     return from_blender(joints_from_pose(plan, Q, pelvis))
 
 
-def _rest_pelvis_height() -> float:
-    return float(to_blender(t_pose())[0, 2])
-
-
 def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of `rig_joints`: local quaternions (F, K, 4) of the keyed bones (`plan.key_bones`:
     the mapped ones, or their drivers) and the root bone's location channel (F, 3), from joints (F, 22, 3) in the
@@ -234,7 +228,7 @@ def pose_from_joints(plan: RigPlan, joints: np.ndarray) -> tuple[np.ndarray, np.
     rest = plan.heads[plan.joint_bone[0]]
     target = np.empty((len(J), 3))
     target[:, :2] = scale * J[:, 0, :2]
-    target[:, 2] = scale * (J[:, 0, 2] - _rest_pelvis_height()) + rest[2]
+    target[:, 2] = scale * (J[:, 0, 2] - PELVIS_HEIGHT) + rest[2]
     quats = continuous_quats(matrix_to_quat(local_rotations(plan, Q, plan.key_bones)), axis=0)
     return quats, mover_location(plan, target - rest)
 
@@ -249,12 +243,10 @@ def fit_yaw_translation(moved: np.ndarray, original: np.ndarray) -> tuple[np.nda
     b = np.asarray(original, np.float64).reshape(-1, 3)
     ca, cb = a.mean(0), b.mean(0)
     a0, b0 = a - ca, b - cb
-    # rotation about Y: x' = c x + s z, z' = -s x + c z
+    # rotation about Y (yaw_matrices): x' = c x + s z, z' = -s x + c z
     num = (a0[:, 2] * b0[:, 0] - a0[:, 0] * b0[:, 2]).sum()
     den = (a0[:, 0] * b0[:, 0] + a0[:, 2] * b0[:, 2]).sum()
-    theta = math.atan2(num, den)
-    c, s = math.cos(theta), math.sin(theta)
-    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    R = yaw_matrices(math.atan2(num, den))
     return R, cb - R @ ca
 
 
@@ -285,8 +277,7 @@ def border_weights(count: int, blend: int, start: bool = True, end: bool = True)
         w = np.minimum(w, (k + 1) / (blend + 1))
     if end:
         w = np.minimum(w, (count - k) / (blend + 1))
-    w = np.clip(w, 0.0, 1.0)
-    return w * w * (3 - 2 * w)
+    return smoothstep(w)
 
 
 def crossfade(original: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -301,8 +292,7 @@ def crossfade(original: np.ndarray, new: np.ndarray, weights: np.ndarray) -> np.
 def _fade(count: int, at_start: bool, blend: int) -> np.ndarray:
     """(count,) weights of the offset at each new key: key k is k+1 keys from the join."""
     k = np.arange(count) if at_start else np.arange(count)[::-1]
-    w = np.clip(1.0 - (k + 1) / (blend + 1), 0.0, 1.0)
-    return w * w * (3 - 2 * w)
+    return smoothstep(1.0 - (k + 1) / (blend + 1))
 
 
 def fade_offset(anchor: np.ndarray, new: np.ndarray, at_start: bool, blend: int) -> np.ndarray:
