@@ -5,13 +5,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
 from .inputs.paths import check_output_file, write_npz
+from .inputs.text import read_text
 from .serve.command import add_parser as add_serve_parser
 from .settings import GenerationSettings
 
@@ -47,13 +47,14 @@ def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
 
 def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from .control import read_constraints
     from .generation.pipeline import MoMask
     from .generation.timeline import generate_sequence, parse_sequence
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
     out = check_output_file(args.out, "--out file")  # before minutes of work, not after
-    segments = parse_sequence(_read_text(args.sequence, "sequence")) if args.sequence else None
+    segments = parse_sequence(read_text(args.sequence, "sequence file")) if args.sequence else None
     constraints = read_constraints(args.constraints) if args.constraints else None
     settings_from_args(args).validate()
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
@@ -87,27 +88,6 @@ def _progress_printer(first_after: float = 2.0, every: float = 5.0):
             print(f"{stage}: {fraction:.0%} ({now - started:.0f} s)", file=sys.stderr, flush=True)
 
     return report
-
-
-def _read_text(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f"cannot read the {what} file {path}: {getattr(err, 'strerror', None) or err}") from None
-
-
-def read_constraints(path: str) -> list:
-    """A constraints file ({"constraints": [...]}, see model_core.control), checked."""
-    from .control import parse_constraints
-
-    try:
-        data = json.loads(_read_text(path, "constraints"))  # NaN and Infinity parse: the check names them
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{path}: not valid JSON ({err})") from err
-    try:
-        return parse_constraints(data)
-    except ModelError as err:
-        raise ModelError(f"{path}: {err}") from err
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ MAY_IMPORT = {
     "model_core.motion": {"model_core.errors", "model_core.inputs"},
     "model_core.networks": {"model_core.errors", "model_core.checkpoints"},
     "model_core.text": {"model_core.errors", "model_core.checkpoints", "model_core.networks"},
-    "model_core.control": {"model_core.errors", "model_core.settings", "model_core.motion"},
+    "model_core.control": {"model_core.errors", "model_core.inputs", "model_core.settings", "model_core.motion"},
     "model_core.generation": {"model_core.errors", "model_core.settings", "model_core.checkpoints",
                               "model_core.motion", "model_core.networks", "model_core.text", "model_core.control",
                               "model_core.inputs"},
