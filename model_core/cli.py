@@ -49,7 +49,8 @@ def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from .control import read_constraints
     from .generation.pipeline import MoMask
-    from .generation.timeline import generate_sequence, parse_sequence
+    from .generation.requests import parse_sequence
+    from .generation.timeline import generate_sequence
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")

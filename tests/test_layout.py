@@ -28,7 +28,7 @@ MAY_IMPORT = {
                               "model_core.motion", "model_core.networks", "model_core.text", "model_core.control",
                               "model_core.inputs"},
     "model_core.testing": {"model_core.checkpoints", "model_core.motion", "model_core.networks", "model_core.text"},
-    "model_core.replay": {"model_core.errors", "model_core.generation", "model_core.motion",
+    "model_core.replay": {"model_core.errors", "model_core.settings", "model_core.generation", "model_core.motion",
                           "model_core.networks", "model_core.text", "model_core.inputs"},
     "model_core.serve": {"model_core", "model_core.errors", "model_core.settings", "model_core.checkpoints",
                          "model_core.motion", "model_core.generation", "model_core.inputs", "model_core.control"},

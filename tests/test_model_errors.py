@@ -12,7 +12,7 @@ import torch
 
 from model_core import GenerationSettings, ModelError, MoMask, motion
 from model_core.checkpoints.layout import find_models
-from model_core.generation.pipeline import frames_to_tokens
+from model_core.generation.requests import frames_to_tokens
 
 RVQ = "rvq_nq4_dc32_nc64_noshare_qdp0.2"
 MASK = "t2m_nlayer2_nhead4_ld64_ff128_cdp0.1_rvq4ns"

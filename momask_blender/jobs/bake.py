@@ -242,19 +242,14 @@ def _model_frames(generation: Generation, segments: list | None) -> int | None:
 
 
 def sequence_segments(text: str) -> list:
-    """The segments of a prompt sequence (lines of `seconds<TAB>prompt`), at most 10 minutes in all."""
-    import model_core
+    """The segments of a prompt sequence (lines of `seconds<TAB>prompt`; `parse_sequence` holds the
+    rows and their total to what one generation makes)."""
     from model_core.generation.requests import parse_sequence
-    from model_core.settings import MAX_LONG_SECONDS
 
-    try:
-        segments = parse_sequence(text)
-    except model_core.ModelError as err:
-        raise MomaskError(str(err)) from None
-    total = sum(s.frames for s in segments) / FPS
-    if total > MAX_LONG_SECONDS:
-        raise MomaskError(f"the sequence lasts {total:g} s, more than the {MAX_LONG_SECONDS:g} s maximum")
-    return segments
+    from ..errors import model_checks
+
+    with model_checks():
+        return parse_sequence(text)
 
 
 # ----------------------------------------------------------------------------- compute (pure)
