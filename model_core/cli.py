@@ -10,39 +10,10 @@ import numpy as np
 
 from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
+from .flags import add_generation_flags, settings_from_args
 from .inputs.paths import check_output_file, write_npz
 from .inputs.text import read_text
 from .serve.command import add_parser as add_serve_parser
-from .settings import GenerationSettings
-
-DEFAULTS = GenerationSettings()
-
-
-def add_generation_flags(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
-    """The generation flags, shared with the Blender bake CLI so both have the same defaults.
-
-    `model_required=False` lets a caller that can run without the model (baking an existing
-    motion) leave --checkpoints and --clip empty."""
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="length in seconds (20 fps, whole 4-frame tokens; past 9.8 s made window by window); "
-                        "default: the length estimator")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variations", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
-    parser.add_argument("--guidance", type=float, default=DEFAULTS.guidance)
-    parser.add_argument("--residual-guidance", type=float, default=DEFAULTS.residual_guidance)
-    parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
-    parser.add_argument("--topk", type=float, default=DEFAULTS.topk)
-    parser.add_argument("--checkpoints", required=model_required, default="",
-                        help="the official checkpoints/ folder (holding t2m/)")
-    parser.add_argument("--clip", required=model_required, default="",
-                        help="OpenAI's ViT-B-32.pt (or a plain CLIP state dict)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-
-
-def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
-    return GenerationSettings(steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
-                              temperature=args.temperature, topk=args.topk)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -57,16 +28,17 @@ def _generate(args: argparse.Namespace) -> int:
     out = check_output_file(args.out, "--out file")  # before minutes of work, not after
     segments = parse_sequence(read_text(args.sequence, "sequence file")) if args.sequence else None
     constraints = read_constraints(args.constraints) if args.constraints else None
-    settings_from_args(args).validate()
+    settings = settings_from_args(args)
+    settings.validate()
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
     loaded = time.perf_counter()
     progress = _progress_printer()
     if segments is not None:
         motion = generate_sequence(model, segments, seed=args.seed, variations=args.variations,
-                                   settings=settings_from_args(args), constraints=constraints, progress=progress)
+                                   settings=settings, constraints=constraints, progress=progress)
     else:
         motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
-                                settings=settings_from_args(args), constraints=constraints, progress=progress)
+                                settings=settings, constraints=constraints, progress=progress)
     done = time.perf_counter()
     frames = max(motion.lengths)
     write_npz(out, dict(joints=motion.joints[:, :frames], features=motion.features[:, :frames],

@@ -32,10 +32,12 @@ MAY_IMPORT = {
                           "model_core.networks", "model_core.text", "model_core.inputs"},
     "model_core.serve": {"model_core", "model_core.errors", "model_core.settings", "model_core.checkpoints",
                          "model_core.motion", "model_core.generation", "model_core.inputs", "model_core.control"},
-    "model_core.batch": {"model_core", "model_core.errors", "model_core.settings", "model_core.motion",
-                         "model_core.generation", "model_core.serve", "model_core.inputs"},
-    "model_core.cli": {"model_core.errors", "model_core.settings", "model_core.generation", "model_core.replay",
-                       "model_core.serve", "model_core.batch", "model_core.inputs", "model_core.control"},
+    "model_core.flags": {"model_core.settings"},
+    "model_core.batch": {"model_core", "model_core.errors", "model_core.settings", "model_core.flags",
+                         "model_core.motion", "model_core.generation", "model_core.serve", "model_core.inputs"},
+    "model_core.cli": {"model_core.errors", "model_core.settings", "model_core.flags", "model_core.generation",
+                       "model_core.replay", "model_core.serve", "model_core.batch", "model_core.inputs",
+                       "model_core.control"},
     "model_core.__main__": {"model_core.cli"},
     "momask_blender": {"model_core", "momask_blender.jobs", "momask_blender.ui"},  # model_core: its thread policy
     "momask_blender.errors": {"model_core"},  # model_checks(): model_core's ModelError as a MomaskError

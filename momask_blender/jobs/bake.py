@@ -41,6 +41,7 @@ class Generation:
     server: str = ""                            # a model server's URL: the model runs there, not here
     token: str = field(default="", repr=False)  # the server's token (from the preferences, never saved in scenes)
     local_server: bool = False                  # the server is the add-on's own (setup.local_server), maybe starting
+    residual_temperature: float = 1.0           # the official default; only the command line sets it
 
     def check_model(self) -> None:
         """The model can be reached: its local files are there, or a server address is given."""
@@ -60,8 +61,7 @@ class Generation:
         """The model's GenerationSettings for these values."""
         from model_core.settings import GenerationSettings
 
-        return GenerationSettings(steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
-                                  temperature=self.temperature, topk=self.topk)
+        return GenerationSettings.from_mapping(vars(self))
 
     def check(self) -> None:
         """Every value within what the model takes (model_core's own checks), before any work starts."""
