@@ -321,3 +321,21 @@ def test_range_edits_take_constraints_through_the_server(server, model, referenc
                                                        "constraints": outside})
     assert status == 422 and "frame 70" in answer["error"], answer
 
+
+def test_a_server_that_cannot_start_or_refuses_the_token_is_named(server, reference_dir, tmp_path):
+    """`serve.spawn`, what the add-on, the benchmark and these tests start servers with."""
+    from model_core.serve import spawn
+
+    with pytest.raises(ServerError, match="token"):  # up, but the token is wrong: no use waiting
+        spawn.wait_healthy(server.process, Client(server.url, "wrong"), timeout=60)
+    port = spawn.free_port()
+    command = spawn.serve_command(sys.executable, tmp_path / "nothing", reference_dir / "clip" / "ViT-B-32.pt",
+                                  port=port, device="cpu")
+    with (tmp_path / "log").open("wb") as log:
+        process = spawn.start(command, env=dict(os.environ, PYTHONPATH=str(ROOT)), log=log, cwd=ROOT)
+        try:
+            with pytest.raises(ServerError, match="exit code 2"):
+                spawn.wait_healthy(process, Client(f"http://{spawn.HOST}:{port}"), timeout=120)
+        finally:
+            spawn.stop(process)
+    assert process.returncode == 2 and "nothing" in (tmp_path / "log").read_text()
