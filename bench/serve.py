@@ -13,72 +13,60 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from model_core.serve import spawn
+from model_core.serve.client import Client, ServerError
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a person walks forward, turns around and waves"
 TOKEN = "bench-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, body: dict) -> None:
-    request = urllib.request.Request(url + "/v1/generate", data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", f"Bearer {TOKEN}")
-    with urllib.request.urlopen(request, timeout=600) as answer:
-        if answer.status != 200:
-            raise SystemExit(f"the server answered {answer.status}")
-        answer.read()
-
-
 class _Server:
+    """`python -m model_core serve` on the weights in `folder`, for one `with` block."""
+
     def __init__(self, folder: Path, threads: int, max_batch: int):
-        self.port, self.log = _free_port(), tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()
+        port = spawn.free_port()
         env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads), MOMASK_SERVER_TOKEN=TOKEN)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_core", "serve", "--checkpoints", str(folder / "checkpoints"), "--clip",
-             str(folder / "clip" / "ViT-B-32.pt"), "--port", str(self.port), "--device", "cpu", "--max-batch",
-             str(max_batch)], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = spawn.start(spawn.serve_command(
+            sys.executable, folder / "checkpoints", folder / "clip" / "ViT-B-32.pt", port=port, device="cpu",
+            extra=["--max-batch", str(max_batch)]), env=env, log=self.log, cwd=ROOT)
+        self.client = Client(f"http://{spawn.HOST}:{port}", TOKEN)
 
     def __enter__(self) -> _Server:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                request = urllib.request.Request(self.url + "/v1/health", headers={"Authorization": f"Bearer {TOKEN}"})
-                with urllib.request.urlopen(request, timeout=5):
-                    return self
-            except OSError:
-                time.sleep(0.5)
-        self.log.seek(0)
-        raise SystemExit("the server did not start:\n" + self.log.read().decode(errors="replace")[-2000:])
+        try:
+            spawn.wait_healthy(self.process, self.client, timeout=300)
+        except ServerError as err:
+            self.__exit__()
+            raise SystemExit(f"{err}:\n{self.output()}") from None
+        return self
 
     def __exit__(self, *_exc) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(60)
+        spawn.stop(self.process, timeout=60)
         self.log.close()
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
 
-def requests_per_second(url: str, clients: int, requests: int, body: dict, first_seed: int) -> float:
+
+def requests_per_second(server: Client, clients: int, requests: int, body: dict, first_seed: int) -> float:
     """`requests` requests with distinct seeds, spread over `clients` threads; completed per second."""
     seeds = list(range(first_seed, first_seed + requests))
+    failures: list[str] = []
 
     def client(mine: list[int]) -> None:
         for seed in mine:
-            _post(url, {**body, "seed": seed})
+            try:
+                server.generate({**body, "seed": seed})
+            except ServerError as err:  # a figure over failed requests would be no figure
+                failures.append(str(err))
 
     threads = [threading.Thread(target=client, args=(seeds[i::clients],)) for i in range(clients)]
     start = time.perf_counter()
@@ -86,6 +74,8 @@ def requests_per_second(url: str, clients: int, requests: int, body: dict, first
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} of {requests} requests failed: {failures[0]}")
     return round(requests / (time.perf_counter() - start), 3)
 
 
@@ -108,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                     "requests_per_level": args.requests}
     for name, max_batch in (("batched", 16), ("unbatched", 1)):
         with _Server(folder, args.threads, max_batch) as server:
-            _post(server.url, {**body, "seed": 0})  # warm-up: first-touch of weights, kernel selection
+            server.client.generate({**body, "seed": 0})  # warm-up: first-touch of weights, kernel selection
             report[f"{name}_requests_per_s"] = {
-                str(c): requests_per_second(server.url, c, max(args.requests, c), body, 1000 * c) for c in args.clients}
+                str(c): requests_per_second(server.client, c, max(args.requests, c), body, 1000 * c)
+                for c in args.clients}
     top = str(max(args.clients))
     batched, unbatched = report["batched_requests_per_s"], report["unbatched_requests_per_s"]
     report[f"batched_{top}_clients_vs_1"] = round(batched[top] / batched[str(min(args.clients))], 2)

@@ -5,66 +5,40 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .batch.command import add_parser as add_batch_parser
 from .errors import ModelError
+from .flags import add_generation_flags, settings_from_args
 from .inputs.paths import check_output_file, write_npz
+from .inputs.text import read_text
 from .serve.command import add_parser as add_serve_parser
-from .settings import GenerationSettings
-
-DEFAULTS = GenerationSettings()
-
-
-def add_generation_flags(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
-    """The generation flags, shared with the Blender bake CLI so both have the same defaults.
-
-    `model_required=False` lets a caller that can run without the model (baking an existing
-    motion) leave --checkpoints and --clip empty."""
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="length in seconds (20 fps, whole 4-frame tokens; past 9.8 s made window by window); "
-                        "default: the length estimator")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variations", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
-    parser.add_argument("--guidance", type=float, default=DEFAULTS.guidance)
-    parser.add_argument("--residual-guidance", type=float, default=DEFAULTS.residual_guidance)
-    parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
-    parser.add_argument("--topk", type=float, default=DEFAULTS.topk)
-    parser.add_argument("--checkpoints", required=model_required, default="",
-                        help="the official checkpoints/ folder (holding t2m/)")
-    parser.add_argument("--clip", required=model_required, default="",
-                        help="OpenAI's ViT-B-32.pt (or a plain CLIP state dict)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-
-
-def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
-    return GenerationSettings(steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
-                              temperature=args.temperature, topk=args.topk)
 
 
 def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from .control import read_constraints
     from .generation.pipeline import MoMask
-    from .generation.timeline import generate_sequence, parse_sequence
+    from .generation.requests import parse_sequence
+    from .generation.timeline import generate_sequence
 
     if (args.prompt is None) == (args.sequence is None):
         raise ModelError("give a prompt or --sequence FILE (lines of seconds<TAB>prompt), not both")
     out = check_output_file(args.out, "--out file")  # before minutes of work, not after
-    segments = parse_sequence(_read_text(args.sequence, "sequence")) if args.sequence else None
+    segments = parse_sequence(read_text(args.sequence, "sequence file")) if args.sequence else None
     constraints = read_constraints(args.constraints) if args.constraints else None
-    settings_from_args(args).validate()
+    settings = settings_from_args(args)
+    settings.validate()
     model = MoMask.load(args.checkpoints, args.clip, device=args.device)
     loaded = time.perf_counter()
     progress = _progress_printer()
     if segments is not None:
         motion = generate_sequence(model, segments, seed=args.seed, variations=args.variations,
-                                   settings=settings_from_args(args), constraints=constraints, progress=progress)
+                                   settings=settings, constraints=constraints, progress=progress)
     else:
         motion = model.generate(args.prompt, args.seconds, seed=args.seed, variations=args.variations,
-                                settings=settings_from_args(args), constraints=constraints, progress=progress)
+                                settings=settings, constraints=constraints, progress=progress)
     done = time.perf_counter()
     frames = max(motion.lengths)
     write_npz(out, dict(joints=motion.joints[:, :frames], features=motion.features[:, :frames],
@@ -87,27 +61,6 @@ def _progress_printer(first_after: float = 2.0, every: float = 5.0):
             print(f"{stage}: {fraction:.0%} ({now - started:.0f} s)", file=sys.stderr, flush=True)
 
     return report
-
-
-def _read_text(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f"cannot read the {what} file {path}: {getattr(err, 'strerror', None) or err}") from None
-
-
-def read_constraints(path: str) -> list:
-    """A constraints file ({"constraints": [...]}, see model_core.control), checked."""
-    from .control import parse_constraints
-
-    try:
-        data = json.loads(_read_text(path, "constraints"))  # NaN and Infinity parse: the check names them
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{path}: not valid JSON ({err})") from err
-    try:
-        return parse_constraints(data)
-    except ModelError as err:
-        raise ModelError(f"{path}: {err}") from err
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -7,3 +7,9 @@ class ModelError(ValueError):
     The message always names what is wrong (the file, the key, the expected and found values),
     so callers can show it as it is.
     """
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an underlying error, to quote inside a ModelError's one-line message."""
+    text = str(err).strip().splitlines()
+    return text[0][:limit] if text else type(err).__name__

@@ -18,10 +18,11 @@ import torch
 
 from . import motion as motion_repr
 from .errors import ModelError
-from .generation.pipeline import GenerationSettings, MoMask
+from .generation.pipeline import MoMask
 from .generation.sampling import lengths_to_padding
 from .motion import skeleton
 from .networks.transformer import guided
+from .settings import GenerationSettings
 from .text.tokenizer import tokenize
 
 INPUTS = ("prompts", "vq_input", "mt_ids", "mt_lens", "gen_lens_tokens", "edit_mask")

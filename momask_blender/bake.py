@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from model_core.cli import add_generation_flags
+from model_core.flags import add_generation_flags
 from model_core.serve.client import TOKEN_ENV
 
 from .errors import MomaskError, model_checks
@@ -93,7 +93,8 @@ def generation(args):
     return Generation(prompt=args.prompt.strip(), seconds=args.seconds or None, seed=args.seed,
                       variations=args.variations, steps=args.steps, guidance=args.guidance,
                       residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
-                      checkpoints=_resolved(args.checkpoints), clip=_resolved(args.clip), device=args.device,
+                      residual_temperature=args.residual_temperature, checkpoints=_resolved(args.checkpoints),
+                      clip=_resolved(args.clip), device=args.device,
                       server=args.server or "", token=args.token or os.environ.get(TOKEN_ENV, ""))
 
 

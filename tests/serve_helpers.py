@@ -3,26 +3,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_core.serve import spawn
+from model_core.serve.client import Client, ServerError
 from tests.conftest import ROOT
 
 TOKEN = "test-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -38,33 +31,23 @@ class Server:
 
 def start_server(reference_dir: Path, *extra: str, ready_s: float = 240) -> Server:
     """The server on the reference model, healthy, or a failure that shows its output."""
-    port = free_port()
+    port = spawn.free_port()
     log = tempfile.TemporaryFile()
-    command = [sys.executable, "-m", "model_core", "serve", "--checkpoints", str(reference_dir / "checkpoints"),
-               "--clip", str(reference_dir / "clip" / "ViT-B-32.pt"), "--port", str(port), "--device", "cpu", *extra]
+    command = spawn.serve_command(sys.executable, reference_dir / "checkpoints", reference_dir / "clip" / "ViT-B-32.pt",
+                                  port=port, device="cpu", extra=extra)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MOMASK_SERVER_TOKEN=TOKEN)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + ready_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}:\n{server.output()}")
-        if call(server, "GET", "/v1/health", timeout=5)[0] == 200:
-            return server
-        time.sleep(0.5)
-    stop_server(server)
-    raise AssertionError(f"the server was not healthy within {ready_s} s:\n{server.output()}")
+    server = Server(f"http://{spawn.HOST}:{port}", spawn.start(command, env=env, log=log, cwd=ROOT), log)
+    try:
+        spawn.wait_healthy(server.process, Client(server.url, TOKEN), ready_s, health_timeout=5)
+    except ServerError as err:
+        output = server.output()
+        stop_server(server)
+        raise AssertionError(f"{err}:\n{output}") from None
+    return server
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+    spawn.stop(server.process, timeout=60)
     server.log.close()
 
 

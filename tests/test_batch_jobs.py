@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from model_core import GenerationSettings, MoMask
-from model_core.batch.items import Item, parse_list, write_atomic
+from model_core.batch.items import Item, parse_list
 from model_core.batch.runner import FAILED_LIST, LocalProducer, Outcome, run_batch
+from model_core.inputs.paths import write_bytes
 from tests.conftest import ROOT
 
 FAST = GenerationSettings(steps=3)
@@ -88,9 +89,9 @@ def test_an_interrupted_job_leaves_whole_files_and_resumes(model, tmp_path):
 def test_write_atomic_leaves_nothing_when_writing_fails(tmp_path):
     target = tmp_path / "x.npz"
     with pytest.raises(TypeError):
-        write_atomic(target, object())  # not bytes: the write fails half-way
+        write_bytes(target, object())  # not bytes: the write fails half-way
     assert list(tmp_path.iterdir()) == []
-    write_atomic(target, b"done")
+    write_bytes(target, b"done")
     assert target.read_bytes() == b"done" and oct(target.stat().st_mode & 0o777) != "0o600"
 
 
@@ -120,3 +121,15 @@ def test_the_command_line_reports_json_and_refuses_a_missing_model(reference_dir
     assert done.returncode == 0, done.stderr
     assert '"made": 1' in done.stdout and "1/1" in done.stderr  # the summary, and the progress bar
     assert len(list(Path(tmp_path / "o").glob("*.npz"))) == 1
+
+
+def test_only_files_left_by_a_killed_write_are_cleared(model, tmp_path):
+    """A folder or a link whose name looks like a temporary file is the user's: kept, and the job runs."""
+    out = tmp_path / "out"
+    (out / ".kept.part").mkdir(parents=True)
+    (out / ".link.part").symlink_to(tmp_path)
+    (out / ".x.npz.abc123.part").write_bytes(b"half")
+    items, _ = parse_list("1\ta person walks\t0\n")
+    summary = run_batch(items, out, LocalProducer(model, FAST), FAST, progress=Quiet())
+    assert summary.made == 1 and (out / ".kept.part").is_dir() and (out / ".link.part").is_symlink()
+    assert not (out / ".x.npz.abc123.part").exists()

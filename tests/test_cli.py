@@ -88,3 +88,30 @@ def test_settings_and_flags_need_no_pytorch():
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "model needs torch"
+
+
+def test_every_command_line_takes_every_sampling_flag(files, reference_dir, tmp_path):
+    """generate, batch and the Blender bake parse the same flags (model_core.flags), each setting one
+    field of GenerationSettings; a residual temperature from the command line reaches the model."""
+    import argparse
+    import dataclasses
+
+    from model_core.batch.command import add_parser as add_batch_parser
+    from model_core.cli import build_parser
+    from momask_blender.bake import build_parser as build_bake_parser
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    add_batch_parser(commands)
+    batch = commands.choices["batch"]
+    flags = {f"--{f.name.replace('_', '-')}": f.name for f in dataclasses.fields(GenerationSettings)}
+    for name, parser in (("generate", build_parser()._subparsers._group_actions[0].choices["generate"]),
+                         ("batch", batch), ("bake", build_bake_parser())):
+        given = {a.option_strings[0]: a.dest for a in parser._actions if a.option_strings}
+        assert {k: given.get(k) for k in flags} == flags, name
+    out = tmp_path / "o.npz"
+    assert main(["generate", "a person walks", "--seconds", "1.6", "--steps", "3", "--residual-temperature", "0.05",
+                 "--out", str(out), *files]) == 0
+    model = MoMask.load(reference_dir / "checkpoints", reference_dir / "clip" / "ViT-B-32.pt")
+    want = model.generate("a person walks", 1.6, settings=GenerationSettings(steps=3, residual_temperature=0.05))
+    with np.load(out) as data:
+        np.testing.assert_allclose(data["joints"], want.joints, atol=1e-5)

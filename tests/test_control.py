@@ -249,3 +249,20 @@ def test_facings_read_from_json_and_back():
         with pytest.raises(ModelError, match=match) as err:
             parse_constraints([bad])
         assert "constraint 0" in str(err.value)
+
+
+def test_a_constraints_file_is_read_or_named(tmp_path):
+    """One reader for the command line and the add-on: every failure one ModelError naming the file."""
+    from model_core.control import Facing, read_constraints
+
+    path = tmp_path / "c.json"
+    path.write_bytes(b'{"constraints": [{"frame": 4, "facing": 1.5}]}')
+    assert read_constraints(path) == [Facing(4, 1.5)]
+    for content, match in ((b"\xff\xfe{}", "not UTF-8 text"), (b"{", "not valid JSON"),
+                           (b"[" * 100_000, "not valid JSON"), (b'{"constraints": 3}', "must be a list")):
+        path.write_bytes(content)
+        with pytest.raises(ModelError, match=match) as err:
+            read_constraints(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ModelError, match="cannot read the constraints file"):
+        read_constraints(tmp_path)

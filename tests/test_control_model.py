@@ -12,7 +12,8 @@ from model_core.cli import main
 from model_core.control import JOINT_NAMES, Constraint
 from model_core.control.direct import errors
 from model_core.control.targets import Targets
-from model_core.generation.timeline import Segment, edit_range, generate_sequence
+from model_core.generation.requests import Segment
+from model_core.generation.timeline import edit_range, generate_sequence
 
 FAST = GenerationSettings(steps=2)
 CM = 0.01

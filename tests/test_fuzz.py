@@ -193,6 +193,69 @@ def test_npy_motion_files_load_or_are_refused(data):
 
 _PLAN = skeleton_plan()
 
+# ----------------------------------------------------------------------------- constraints files
+
+_FRAMES = st.one_of(st.integers(-2, 60), st.sampled_from([1.5, "3", None, 10**9]))
+_GOOD_ITEMS = st.one_of(
+    st.fixed_dictionaries({"frame": st.integers(0, 400), "facing": st.floats(-7, 7)}),
+    st.fixed_dictionaries({"frame": st.integers(0, 400), "joint": st.sampled_from(["pelvis", "head", "left_wrist"]),
+                           "position": st.lists(st.floats(-3, 3), min_size=3, max_size=3)}),
+    st.fixed_dictionaries({"frame": st.integers(0, 400), "joint": st.just("pelvis"), "axes": st.just("xz"),
+                           "position": st.lists(st.floats(-3, 3), min_size=2, max_size=2)}))
+_ANY_ITEMS = st.one_of(
+    st.fixed_dictionaries({"frame": _FRAMES, "facing": st.one_of(st.floats(-7, 7), st.sampled_from(
+        [float("nan"), float("inf"), "north", None, True]))}),
+    st.fixed_dictionaries(
+        {"frame": _FRAMES, "joint": st.sampled_from(["pelvis", "head", "left_wrist", "right_ankle", "tail", 3]),
+         "position": st.lists(st.one_of(st.floats(-3, 3), st.sampled_from([float("nan"), "1"])), max_size=4)},
+        optional={"axes": st.sampled_from(["xyz", "xz", "y"]), "extra": st.just(1)}),
+    st.integers(), st.text(max_size=5))
+
+
+@st.composite
+def constraint_files(draw) -> bytes:
+    """A constraints document (mostly well formed, facings among the joints), or damaged bytes."""
+    import json
+
+    items = draw(st.lists(_GOOD_ITEMS, max_size=5))
+    if draw(st.integers(0, 2)) == 0:
+        items.insert(draw(st.integers(0, len(items))), draw(_ANY_ITEMS))
+    kind = draw(st.sampled_from(["document"] * 5 + ["list", "other keys", "cut", "latin-1"]))
+    text = json.dumps({"constraints": items} if kind != "list" else items)
+    if kind == "other keys":
+        text = json.dumps({"constraints": items, "version": 2})
+    elif kind == "cut":
+        text = text[: draw(st.integers(0, max(0, len(text) - 1)))]
+    return text.encode("latin-1" if kind == "latin-1" else "utf-8", errors="replace") + (
+        b"\xff" if kind == "latin-1" else b"")
+
+
+@FAST
+@given(data=constraint_files())
+def test_constraints_files_become_targets_or_a_message(data):
+    """The add-on's constraints file (`momask_blender.bake --constraints`, the Direct section): a facing
+    becomes a facing target, every target reaches the model's constraints, anything else a MomaskError."""
+    from model_core.control import Facing, read_constraints
+    from momask_blender.jobs.directing import _file_targets
+    from momask_blender.rig import directing as rd
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.json"
+        path.write_bytes(data)
+        try:
+            targets = _file_targets(str(path), _PLAN)
+            constraints = rd.constraints_from(rd.to_model(targets, rd.placement_for(_PLAN)), 10**9, "the motion")
+        except MomaskError as err:
+            assert str(err) and "\n" not in str(err) and str(path) in str(err)
+            event("refused")
+            return
+        event("read")
+        facings = [c for c in read_constraints(path) if isinstance(c, Facing)]
+        event("with a facing" if facings else "joints only")
+        assert [t.position[0] for t in targets if t.joint == rd.FACING] == [f.angle for f in facings]
+        assert sum(isinstance(c, Facing) for c in constraints) == len(facings)
+
+
 # ----------------------------------------------------------------------------- command-line arguments
 
 _NUMBERS = st.sampled_from(["0", "-1", "1", "2", "nan", "inf", "-inf", "1e300", "1e-320", "0.5", "3",
@@ -329,6 +392,16 @@ def test_install_archives_install_or_are_refused_leaving_nothing(members):
 
 def test_the_fuzz_inputs_cover_both_outcomes():
     """The strategies reach accepted inputs as well as refused ones (else the fuzz proves little)."""
+    from momask_blender.jobs.directing import _file_targets
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.json"
+        path.write_bytes(b'{"constraints": [{"frame": 4, "facing": 1.5}, {"frame": 4, "joint": "head", '
+                         b'"position": [0, 1.6, 0.2]}]}')
+        assert sorted(t.joint for t in _file_targets(str(path), _PLAN)) == ["facing", "head"]
+        path.write_bytes(b'{"constraints": [{"frame": 4, "facing": "north"}]}')
+        with pytest.raises(MomaskError, match="facing must be a number"):
+            _file_targets(str(path), _PLAN)
     ok = bvh_check.check_bvh(GOOD_BVH)
     assert ok.frames == 3
     with pytest.raises((MomaskError, ModelError)):

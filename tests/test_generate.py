@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from model_core import GenerationSettings, ModelError, MoMask
-from model_core.generation.pipeline import MAX_FRAMES, frames_to_tokens, seconds_to_frames
+from model_core.generation.requests import frames_to_tokens, seconds_to_frames
+from model_core.settings import MAX_FRAMES
 from model_core.testing.random_weights import write_checkpoints, write_clip_state_dict
 
 FAST = GenerationSettings(steps=2)
@@ -136,3 +137,24 @@ def test_seconds_to_frames_is_a_whole_count_or_a_model_error(seconds):
         return
     assert isinstance(frames, int) and seconds > 0
     assert frames == math.floor(seconds * 20 + 1e-6)
+
+
+def test_every_way_of_generating_reports_the_same_stages(model):
+    """One request alone, in a shared call, and a range edit report their passes on one scale."""
+    from model_core.generation.batched import Sample, generate_batched
+
+    def recorder():
+        seen: list[tuple[str, float]] = []
+        return seen, lambda stage, fraction: seen.append((stage, round(fraction, 6)))
+
+    alone, report = recorder()
+    model.generate("a person walks", frames=40, seed=2, settings=FAST, progress=report)
+    shared, report = recorder()
+    generate_batched(model, [Sample("a person walks", 40, 2), Sample("a person sits", 24, 5)], FAST, report)
+    assert alone == shared
+    assert [s for s, _ in alone] == ["text", "base tokens", "base tokens", "residual layers", "decode", "done"]
+    assert [f for _, f in alone] == sorted(f for _, f in alone)
+    edited, report = recorder()
+    features = model.generate("a person walks", frames=40, settings=FAST).features[0]
+    model.edit_range(features, 8, 23, "a person jumps", settings=FAST, progress=report)
+    assert edited == alone[1:4]  # the token passes; the range edit decodes without a report

@@ -12,7 +12,7 @@ import torch
 
 from model_core import GenerationSettings, ModelError, MoMask, motion
 from model_core.checkpoints.layout import find_models
-from model_core.generation.pipeline import frames_to_tokens
+from model_core.generation.requests import frames_to_tokens
 
 RVQ = "rvq_nq4_dc32_nc64_noshare_qdp0.2"
 MASK = "t2m_nlayer2_nhead4_ld64_ff128_cdp0.1_rvq4ns"
@@ -247,3 +247,13 @@ def test_options_contradicting_the_weights_are_named(copy):
     path.write_text(path.read_text().replace("latent_dim: 64", "latent_dim: 96"))
     message = _load_fails(copy, "expected")
     assert str(copy / "checkpoints" / "t2m" / FILES["mask weights"]) in message
+
+
+def test_a_checkpoint_in_the_legacy_format_loads(copy, model):
+    """torch.save's pre-1.6 format (no zip) cannot be memory-mapped: it is read whole, not refused."""
+    path = copy / "checkpoints" / "t2m" / FILES["rvq weights"]
+    torch.save(torch.load(path, weights_only=True), path, _use_new_zipfile_serialization=False)
+    legacy = MoMask.load(copy / "checkpoints", copy / "clip" / "ViT-B-32.pt")
+    settings = GenerationSettings(steps=2)
+    np.testing.assert_array_equal(legacy.generate("a person walks", 1.0, settings=settings).joints,
+                                  model.generate("a person walks", 1.0, settings=settings).joints)

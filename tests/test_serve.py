@@ -105,6 +105,8 @@ def test_requests_that_share_a_call_keep_their_own_results(server):
     ({"prompts": [PROMPT, PROMPT], "seconds": [1.0]}, None, 422, "seconds"),
     ({"prompt": PROMPT, "steps": 0}, None, 422, "steps"),
     ({"prompt": PROMPT, "topk": 1}, None, 422, "topk"),
+    ({"prompt": PROMPT, "temperature": 1e-12}, None, 422, "temperature"),  # the model's own limit, named
+    ({"prompt": PROMPT, "residual_temperature": 0}, None, 422, "residual_temperature"),
     ({"prompt": PROMPT, "sekonds": 4}, None, 422, "sekonds"),
     ({"prompt": PROMPT, "seed": -1}, None, 422, "seed"),
     (None, b"[1, 2]", 422, "body"),
@@ -276,3 +278,64 @@ def test_remote_model_answers_like_the_local_one(server, model):
         RemoteModel(Client(server.url.replace(server.url.rsplit(":", 1)[1], "9"), TOKEN)).generate("x", 1.0)
     with pytest.raises(ServerError, match="http://host"):
         Client("file:///etc/passwd")
+
+
+def test_every_sampling_setting_reaches_the_server(server, model):
+    """Remote calls and remote batch items send all of GenerationSettings (a residual temperature too)."""
+    from model_core.batch.items import parse_list
+    from model_core.batch.runner import LocalProducer, RemoteProducer
+    from model_core.serve.client import RemoteModel
+
+    settings = GenerationSettings(steps=3, residual_temperature=0.05)
+    want = model.generate(PROMPT, 1.6, seed=3, settings=settings)
+    default = model.generate(PROMPT, 1.6, seed=3, settings=GenerationSettings(steps=3))
+    assert not np.allclose(want.joints, default.joints, atol=1e-3)  # the setting changes the motion
+    got = RemoteModel(Client(server.url, TOKEN)).generate(PROMPT, 1.6, seed=3, settings=settings)
+    np.testing.assert_allclose(got.joints, want.joints, atol=1e-5)
+    items, _ = parse_list("1.6\ta person walks\t3\n")
+    remote = list(RemoteProducer(Client(server.url, TOKEN), settings)(items))
+    local = list(LocalProducer(model, settings)(items))
+    assert remote[0].error is None and local[0].error is None, (remote[0].error, local[0].error)
+    np.testing.assert_allclose(remote[0].joints, local[0].joints, atol=1e-5)
+
+
+def test_range_edits_take_constraints_through_the_server(server, model, reference_dir):
+    """`RemoteModel.edit_range` takes constraints as `MoMask.edit_range` does; an extension takes none."""
+    from model_core.control import Constraint
+    from model_core.serve.client import RemoteModel
+
+    source = np.load(reference_dir / "source_motion.npy")[:80].astype(np.float32)
+    constraints = [Constraint(30, "left_wrist", (0.3, 1.2, 0.5))]
+    settings = GenerationSettings(steps=3, residual_guidance=2.0)
+    got = RemoteModel(Client(server.url, TOKEN)).edit_range(source, 20, 43, "a person kicks", seed=2,
+                                                            settings=settings, constraints=constraints)
+    want = model.edit_range(source, 20, 43, "a person kicks", seed=2, settings=settings, constraints=constraints)
+    assert (got.frame_start, got.frame_end) == (want.frame_start, want.frame_end) == (20, 44)
+    np.testing.assert_allclose(got.motion.joints, want.motion.joints, atol=1e-4)
+    assert np.linalg.norm(got.motion.joints[0, 30, 20] - [0.3, 1.2, 0.5]) < 1e-3
+    body = {"prompt": "x", "features": source.tolist(), "steps": 3}
+    status, answer = call(server, "POST", "/v1/edit", {**body, "frames_after": 8, "constraints": []})
+    assert status == 422 and answer["field"] == "constraints", answer
+    outside = [{"frame": 70, "joint": "head", "position": [0.0, 1.6, 0.0]}]
+    status, answer = call(server, "POST", "/v1/edit", {**body, "start_frame": 20, "end_frame": 43,
+                                                       "constraints": outside})
+    assert status == 422 and "frame 70" in answer["error"], answer
+
+
+def test_a_server_that_cannot_start_or_refuses_the_token_is_named(server, reference_dir, tmp_path):
+    """`serve.spawn`, what the add-on, the benchmark and these tests start servers with."""
+    from model_core.serve import spawn
+
+    with pytest.raises(ServerError, match="token"):  # up, but the token is wrong: no use waiting
+        spawn.wait_healthy(server.process, Client(server.url, "wrong"), timeout=60)
+    port = spawn.free_port()
+    command = spawn.serve_command(sys.executable, tmp_path / "nothing", reference_dir / "clip" / "ViT-B-32.pt",
+                                  port=port, device="cpu")
+    with (tmp_path / "log").open("wb") as log:
+        process = spawn.start(command, env=dict(os.environ, PYTHONPATH=str(ROOT)), log=log, cwd=ROOT)
+        try:
+            with pytest.raises(ServerError, match="exit code 2"):
+                spawn.wait_healthy(process, Client(f"http://{spawn.HOST}:{port}"), timeout=120)
+        finally:
+            spawn.stop(process)
+    assert process.returncode == 2 and "nothing" in (tmp_path / "log").read_text()

@@ -63,3 +63,19 @@ def test_set_default_policy_decides_from_the_environment():
     assert threads.set_default_policy({}, torch_loaded=True) == threads.TOO_LATE
     user = {"GOMP_SPINCOUNT": "0"}
     assert threads.set_default_policy(user, torch_loaded=False) == threads.USER and user == {"GOMP_SPINCOUNT": "0"}
+
+
+def test_servers_leave_the_wait_policy_to_model_core(reference_dir):
+    """A server loading its model, and Ray's replicas, put no policy of their own in the environment: one
+    would override the default in the server (and read as the user's choice in a replica)."""
+    files = f"{str(reference_dir / 'checkpoints')!r}, {str(reference_dir / 'clip' / 'ViT-B-32.pt')!r}"
+    out = _python(
+        "import os\nfrom model_core import threads\n"
+        "from model_core.serve.options import ServeOptions, load_engine\n"
+        f"load_engine(ServeOptions({files}, 'cpu', None, 1))\n"
+        + REPORT + "\nprint(threads.applied_at_import())\n"
+        "from model_core.serve.ray_app import replica_environment\n"
+        "print(sorted(replica_environment().get('env_vars', {})))\n")
+    lines = out.strip().splitlines()
+    expected = [threads.DEFAULT_POLICY["GOMP_SPINCOUNT"], threads.DEFAULT_POLICY["KMP_BLOCKTIME"], None]
+    assert lines[-3:] == [f"True {expected}", "applied", "[]"], out

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from model_core import GenerationSettings, ModelError, MoMask
+from model_core.generation.requests import Segment, parse_sequence
 from model_core.generation.timeline import (
-    Segment,
     edit_range,
     extend,
     generate_sequence,
     join_extension,
-    parse_sequence,
     seam_speeds,
     token_span,
 )
@@ -49,6 +48,14 @@ def test_parse_sequence_reads_rows_and_names_bad_lines():
         parse_sequence("0\twalks\n")
     with pytest.raises(ModelError, match="no 'seconds"):
         parse_sequence("\n# nothing\n")
+
+
+def test_a_sequence_past_ten_minutes_in_all_is_refused_where_it_is_read():
+    """Each row may be short enough; their sum is checked in parse_sequence (every door reads a sequence
+    with it), not only once the model runs."""
+    assert sum(s.frames for s in parse_sequence("300\twalks\n300\truns\n")) == 600 * 20
+    with pytest.raises(ModelError, match=r"800.0 s in all, longer than the 600 s"):
+        parse_sequence("400\twalks\n400\truns\n")
 
 
 def test_long_generation_is_seamless(model):

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 from ..errors import ModelError
+from ..flags import add_model_flags, add_sampling_flags, settings_from_args
+from ..inputs.text import read_text
 from ..serve.client import TOKEN_ENV
-from ..settings import GenerationSettings
-
-DEFAULTS = GenerationSettings()
 
 
 def add_parser(commands) -> None:
@@ -27,14 +26,8 @@ def add_parser(commands) -> None:
     batch.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
     batch.add_argument("--batch-size", type=int, default=16, help="items per local model call")
     batch.add_argument("--seed", type=int, default=0, help="seed of lines that give none")
-    batch.add_argument("--steps", type=int, default=DEFAULTS.steps)
-    batch.add_argument("--guidance", type=float, default=DEFAULTS.guidance)
-    batch.add_argument("--residual-guidance", type=float, default=DEFAULTS.residual_guidance)
-    batch.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
-    batch.add_argument("--topk", type=float, default=DEFAULTS.topk)
-    batch.add_argument("--checkpoints", default="", help="the official checkpoints/ folder (without --server)")
-    batch.add_argument("--clip", default="", help="OpenAI's ViT-B-32.pt (without --server)")
-    batch.add_argument("--device", default="cpu", help="cpu, cuda or auto (without --server)")
+    add_sampling_flags(batch)
+    add_model_flags(batch, required=False, note="(without --server)")
     batch.set_defaults(run=run)
 
 
@@ -42,13 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from .items import parse_list
     from .runner import LocalProducer, RemoteProducer, run_batch, summary_json
 
-    settings = GenerationSettings(steps=args.steps, guidance=args.guidance, residual_guidance=args.residual_guidance,
-                                  temperature=args.temperature, topk=args.topk)
+    settings = settings_from_args(args)
     settings.validate()
-    try:
-        text = Path(args.list).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelError(f"cannot read the prompt list {args.list}: {err}") from err
+    text = read_text(args.list, "prompt list")
     items, bad = parse_list(text, args.seed)
     if not items and not bad:
         raise ModelError(f"{args.list} holds no seconds<TAB>prompt line")

@@ -2,22 +2,21 @@
 
 Each item's file name holds a hash of everything that makes its motion (prompt, length, seed,
 settings), so a rerun skips what is already made and remakes what changed. Files appear whole
-or not at all: written under a temporary name in the same folder, then renamed.
+or not at all (`model_core.inputs.paths`: written under a temporary name in the same folder,
+then renamed).
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..inputs.paths import write_file
-from ..settings import FPS, MAX_LONG_SECONDS, GenerationSettings
+from ..generation.requests import seconds_to_frames
+from ..settings import MAX_LONG_SECONDS, MIN_SECONDS, GenerationSettings
 
 AUTO = "auto"  # seconds column: let the length estimator choose
 
@@ -38,7 +37,7 @@ class Item:
 
     @property
     def frames(self) -> int | None:
-        return None if self.seconds is None else int(math.floor(self.seconds * FPS + 1e-6))
+        return None if self.seconds is None else seconds_to_frames(self.seconds)
 
 
 @dataclass(frozen=True)
@@ -83,30 +82,17 @@ def _seconds(text: str) -> tuple[float | None, str | None]:
         value = float(text)
     except ValueError:
         return None, f"seconds {text!r} is not a number (or '{AUTO}')"
-    if not math.isfinite(value) or value < 4 / FPS or value > MAX_LONG_SECONDS:
-        return None, f"seconds {text!r} is outside {4 / FPS:g}-{MAX_LONG_SECONDS:g}"
+    if not math.isfinite(value) or value < MIN_SECONDS or value > MAX_LONG_SECONDS:
+        return None, f"seconds {text!r} is outside {MIN_SECONDS:g}-{MAX_LONG_SECONDS:g}"
     return value, None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """`data` at `path`, or nothing there (model_core.inputs.paths: a temporary file, then a rename)."""
-    write_file(path, lambda stream: stream.write(data), "batch output file")
-
-
-def npz_bytes(item: Item, joints: np.ndarray, features: np.ndarray | None, fps: int,
-              settings: GenerationSettings) -> bytes:
-    """The item's motion as .npz bytes: joints (frames x 22 x 3), features, fps, and what made it."""
+def npz_arrays(item: Item, joints: np.ndarray, features: np.ndarray | None, fps: int,
+               settings: GenerationSettings) -> dict[str, np.ndarray]:
+    """The item's .npz: joints (frames x 22 x 3), features, fps, and what made it."""
     arrays = {"joints": np.asarray(joints, np.float32), "fps": np.asarray(fps), "prompt": np.asarray(item.prompt),
               "seed": np.asarray(item.seed), "seconds": np.asarray(np.nan if item.seconds is None else item.seconds),
               "settings": np.asarray(json.dumps(asdict(settings)))}
     if features is not None:
         arrays["features"] = np.asarray(features, np.float32)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def clear_leftovers(folder: Path) -> None:
-    """Temporary files of an interrupted run (never whole results)."""
-    for leftover in folder.glob(".*.part"):
-        leftover.unlink(missing_ok=True)
+    return arrays

@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..inputs.paths import remove_leftovers, write_bytes, write_npz
 from ..settings import MAX_FRAMES, GenerationSettings
-from .items import BadLine, Item, clear_leftovers, npz_bytes, write_atomic
+from .items import BadLine, Item, npz_arrays
+
+OUTPUT = "batch output file"
 
 FAILED_LIST = "failed.tsv"
 
@@ -83,10 +86,13 @@ class LocalProducer:
 
 
 class RemoteProducer:
-    """Items as requests to a server (`client.Client`), `concurrency` in flight so it can batch them."""
+    """Items as requests to a server (`client.Client`, called as `client.RemoteModel`), `concurrency` in flight
+    so it can batch them."""
 
     def __init__(self, client, settings: GenerationSettings, concurrency: int = 8):
-        self.client, self.settings, self.concurrency = client, settings, max(1, int(concurrency))
+        from ..serve.client import RemoteModel
+
+        self.model, self.settings, self.concurrency = RemoteModel(client), settings, max(1, int(concurrency))
 
     def __call__(self, items: Sequence[Item]) -> Iterator[Outcome]:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="momask-batch")
@@ -98,16 +104,9 @@ class RemoteProducer:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _one(self, item: Item) -> Outcome:
-        body = {"prompt": item.prompt, "seconds": item.seconds, "seed": item.seed,
-                "steps": self.settings.steps, "guidance": self.settings.guidance,
-                "residual_guidance": self.settings.residual_guidance, "temperature": self.settings.temperature,
-                "topk": self.settings.topk}
         try:
-            answer = self.client.generate(body)
-            frames = answer["lengths"][0]
-            joints = np.asarray(answer["joints"][0][:frames], np.float32)
-            features = np.asarray(answer["features"][0][:frames], np.float32) if answer.get("features") else None
-            return Outcome(item, joints, features, int(answer["fps"]))
+            motion = self.model.generate(item.prompt, item.seconds, seed=item.seed, settings=self.settings)
+            return _outcome(item, motion)
         except Exception as err:  # noqa: BLE001 (the server's refusal, or a broken answer, fails this item only)
             return Outcome(item, error=_reason(err))
 
@@ -119,7 +118,7 @@ def run_batch(items: Sequence[Item], out: Path, produce: Producer, settings: Gen
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    clear_leftovers(out)
+    remove_leftovers(out)
     summary = Summary(items=len(items) + len(bad_lines))
     summary.failed += [(b.line, b.text, b.reason) for b in bad_lines]
     pending = []
@@ -139,9 +138,9 @@ def run_batch(items: Sequence[Item], out: Path, produce: Producer, settings: Gen
             summary.failed.append((item.line, _line(item), outcome.error))
         else:
             if bvh:  # the .bvh first: the .npz marks the item done
-                write_atomic(stem.with_suffix(".bvh"), bvh_text(outcome.joints, outcome.fps).encode("ascii"))
-            write_atomic(stem.with_suffix(".npz"), npz_bytes(item, outcome.joints, outcome.features, outcome.fps,
-                                                            settings))
+                write_bytes(stem.with_suffix(".bvh"), bvh_text(outcome.joints, outcome.fps).encode("ascii"), OUTPUT)
+            write_npz(stem.with_suffix(".npz"), npz_arrays(item, outcome.joints, outcome.features, outcome.fps,
+                                                           settings), OUTPUT)
             summary.made += 1
         bar.update(summary)
     bar.finish(summary)
@@ -159,7 +158,7 @@ def _bvh_from_npz(npz: Path) -> bool:
         return True
     try:
         with np.load(npz, allow_pickle=False) as data:
-            write_atomic(target, bvh_text(data["joints"], float(data["fps"])).encode("ascii"))
+            write_bytes(target, bvh_text(data["joints"], float(data["fps"])).encode("ascii"), OUTPUT)
         return True
     except (OSError, ValueError, KeyError, ModelError):
         return False  # unreadable: make the item again
@@ -173,7 +172,7 @@ def _write_failed(out: Path, summary: Summary) -> None:
     lines = ["# items that failed: fix or keep them, then run this file again (finished items are skipped)"]
     for line, text, why in sorted(summary.failed):
         lines += [f"# line {line}: {why}", text]
-    write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), "list of failed items")
 
 
 def _line(item: Item) -> str:

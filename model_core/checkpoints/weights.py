@@ -5,30 +5,42 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
+
+
+def read_state(path: Path, what: str = "checkpoint",
+               advice: str = "use the released file, or ask whoever made this one") -> Any:
+    """What `torch.save` wrote to `path`, read as untrusted input; any failure a ModelError naming the file.
+
+    `weights_only=True` refuses any pickle that would build objects other than tensors and
+    plain containers; `mmap` lets the weights stay in the page cache instead of being copied,
+    which is most of the load time of the released files (it needs the zip format: an older
+    file in the legacy format is read whole). `what` names the file in messages, `advice`
+    says what to use instead of a refused one.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:
+        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(err)}, which a {what} has no "
+                         f"reason to contain; {advice}") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 (a damaged file fails in many ways; all of them mean "unreadable")
+        raise ModelError(f"{path}: not a readable {what}, truncated or corrupted ({first_line(err)})") from None
 
 
 def load_weights(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """The state dict stored under the first of `keys` present in the checkpoint at `path`.
-
-    `weights_only=True` refuses any pickle that would build objects other than tensors and
-    plain containers; `mmap=True` lets the weights stay in the page cache instead of being
-    copied, which is most of the load time of the released files.
-    """
+    """The state dict stored under the first of `keys` present in the checkpoint at `path`."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"missing checkpoint: expected {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as err:
-        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(err)}, which a weights file "
-                         "has no reason to contain; use the released file, or ask whoever made this one") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise ModelError(f"{path}: not a readable checkpoint, truncated or corrupted ({_first_line(err)})") from err
+    checkpoint = read_state(path)
     if not isinstance(checkpoint, dict):
         raise ModelError(f"{path}: expected a dict of state dicts, found {type(checkpoint).__name__}")
     for key in keys:
@@ -61,11 +73,6 @@ def check_option(path: Path, name: str, value: int, found: int, what: str) -> No
     if value != found:
         raise ModelError(f"{path}: the weights hold {found} {what}, expected {value} as opt.txt's {name} says: "
                          "the opt.txt does not belong to these weights")
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
 
 
 def assign_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

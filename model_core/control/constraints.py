@@ -18,11 +18,10 @@ import numpy as np
 
 from ..errors import ModelError
 from ..motion.skeleton import T2M
-from ..settings import FPS, MAX_LONG_SECONDS
+from ..settings import FPS, MAX_CONSTRAINTS, MAX_LONG_SECONDS
 
 JOINT_NAMES: tuple[str, ...] = T2M.joint_names  # type: ignore[assignment]
 AXES = {"xyz": (True, True, True), "xz": (True, False, True)}
-MAX_CONSTRAINTS = 100_000  # more than 22 joints on every frame of a 4-minute motion
 # Metres (radians for facings): two targets for one joint at one frame closer than this are one
 # target. Positions made in a scene are float32: an empty snapped onto a pose 10 m from the
 # origin lands micrometres off it, and a tenth of a millimetre is still one place.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..settings import GenerationSettings
 from .model import TokenModel
-from .requests import Motion, Progress, check_prompts, frames_to_tokens, report
+from .requests import DECODE, DONE, LENGTH, TEXT, Motion, Progress, check_prompts, frames_to_tokens, report
 
 
 @dataclass(frozen=True)
@@ -39,25 +39,19 @@ def generate_batched(model: TokenModel, samples: Sequence[Sample], settings: Gen
     known = [None if s.frames is None else frames_to_tokens(s.frames, unit) for s in samples]
     generators = model.generators([s.seed for s in samples])
 
-    report(progress, "text", 0.0)
+    report(progress, "text", TEXT)
     text = model.encode_text(prompts)
     unknown = [i for i, n in enumerate(known) if n is None]
     if unknown:  # only these rows draw a length from their streams, as they would alone
-        report(progress, "length", 0.05)
+        report(progress, "length", LENGTH)
         estimated = model.estimate_tokens(text[unknown], [generators[i] for i in unknown])
         for i, n in zip(unknown, estimated, strict=True):
             known[i] = n
     lengths = [int(n) for n in known]
 
-    def on_step(step: int, _ids) -> None:
-        report(progress, "base tokens", 0.1 + 0.6 * step / settings.steps)
-
-    base = model.base_tokens(text, lengths, settings, generators, on_step=on_step)
-    report(progress, "residual layers", 0.7)
-    ids = model.residual_tokens(text, base, lengths, settings.residual_guidance, settings.residual_temperature,
-                                settings.topk, generators)
-    report(progress, "decode", 0.9)
+    ids = model.sample_tokens(text, lengths, settings, generators, progress)
+    report(progress, "decode", DECODE)
     motions = [model.decode(ids[i:i + 1, :n], [n * unit], [prompt])
                for i, (n, prompt) in enumerate(zip(lengths, prompts, strict=True))]
-    report(progress, "done", 1.0)
+    report(progress, "done", DONE)
     return motions

@@ -31,10 +31,10 @@ from ..networks.transformer import (
     TransformerConfig,
     guided,
 )
-from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
+from ..settings import MAX_FRAMES, GenerationSettings
 from ..text.clip import load_clip_text
 from ..text.tokenizer import tokenize
-from .requests import Motion, check_prompts
+from .requests import RESIDUAL_LAYERS, Motion, Progress, check_prompts, report, report_step
 from .sampling import lengths_to_padding, masked_decode, residual_decode
 
 DEVICE_TYPES = ("cpu", "cuda")
@@ -212,6 +212,24 @@ class TokenModel:
         return residual_decode(logits_fn, model.token_embeddings(), base.to(self.device), padding,
                                pad_id=model.pad_id, temperature=temperature, topk=topk,
                                generators=generators)
+
+    def sample_tokens(self, text_features: torch.Tensor, token_lengths: Sequence[int], settings: GenerationSettings,
+                      generators: list[torch.Generator] | None = None, progress: Progress | None = None, *,
+                      ids: torch.Tensor | None = None, editable: torch.Tensor | None = None,
+                      on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Base tokens (generated, or `editable` ones of `ids` refilled), then every residual layer: all
+        ids (B, N, Q). Each remasking step and the residual layers are reported to `progress`, which
+        may raise to stop between two passes; `on_step(step, ids)` sees each step's tokens."""
+        def step(k: int, current: torch.Tensor) -> None:
+            if on_step is not None:
+                on_step(k, current)
+            report_step(progress, k, settings.steps)
+
+        base = self.base_tokens(text_features, token_lengths, settings, generators, ids=ids, editable=editable,
+                                on_step=step)
+        report(progress, "residual layers", RESIDUAL_LAYERS)
+        return self.residual_tokens(text_features, base, token_lengths, settings.residual_guidance,
+                                    settings.residual_temperature, settings.topk, generators)
 
     # ----------------------------------------------------------------------------- motion
 

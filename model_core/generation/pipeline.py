@@ -17,22 +17,25 @@ from ..control import apply as control
 from ..control.constraints import Constraint, check_frames, last_frame
 from ..errors import ModelError
 from ..inputs.numbers import seed as check_seed
-from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, GenerationSettings  # noqa: F401 (re-exported)
+from ..settings import EDIT_RESIDUAL_GUIDANCE, MAX_FRAMES, GenerationSettings
 from .model import TokenModel
-from .requests import (  # noqa: F401 (Cancelled, Motion, Progress re-exported)
-    Cancelled,
+from .requests import (
+    DECODE,
+    DONE,
+    LENGTH,
+    TEXT,
     Edited,
     Motion,
     Progress,
+    Segment,
     check_prompts,
     check_variations,
     frames_to_tokens,
     per_prompt_frames,
     report,
-    seconds_to_frames,
     stack_motions,
 )
-from .timeline import Segment, edit_range, extend, generate_sequence
+from .timeline import edit_range, extend, generate_sequence
 
 
 class MoMask(TokenModel):
@@ -62,10 +65,10 @@ class MoMask(TokenModel):
             return self._generate_long(prompts, per_prompt, seed, variations, settings, progress, constraints)
         generators = self.generators([seed + k for _ in prompts for k in range(variations)])
 
-        report(progress, "text", 0.0)
+        report(progress, "text", TEXT)
         features = self.encode_text(batch)
         if per_prompt is None:
-            report(progress, "length", 0.05)
+            report(progress, "length", LENGTH)
             least = -(-(last_frame(constraints) + 1) // self.frames_per_token)
             if least * self.frames_per_token > MAX_FRAMES:
                 raise ModelError(f"a constraint falls on frame {last_frame(constraints)}, past what one call makes "
@@ -83,19 +86,11 @@ class MoMask(TokenModel):
                           ids: torch.Tensor | None = None, editable: torch.Tensor | None = None,
                           on_step: Callable[[int, torch.Tensor], None] | None = None) -> Motion:
         """Base tokens (generated, or `editable` ones of `ids` refilled), residual layers, decode."""
-        def report_step(step: int, current: torch.Tensor) -> None:
-            if on_step is not None:
-                on_step(step, current)
-            report(progress, "base tokens", 0.1 + 0.6 * step / settings.steps)
-
-        base = self.base_tokens(text_features, token_lengths, settings, generators, ids=ids, editable=editable,
-                                on_step=report_step)
-        report(progress, "residual layers", 0.7)
-        all_ids = self.residual_tokens(text_features, base, token_lengths, settings.residual_guidance,
-                                       settings.residual_temperature, settings.topk, generators)
-        report(progress, "decode", 0.9)
+        all_ids = self.sample_tokens(text_features, token_lengths, settings, generators, progress, ids=ids,
+                                     editable=editable, on_step=on_step)
+        report(progress, "decode", DECODE)
         result = self.decode(all_ids, [n * self.frames_per_token for n in token_lengths], prompts)
-        report(progress, "done", 1.0)
+        report(progress, "done", DONE)
         return result
 
     def _generate_long(self, prompts: list[str], frames: list[int], seed: int, variations: int,
@@ -142,7 +137,7 @@ class MoMask(TokenModel):
         if constraints:
             check_frames(constraints, len(editable_frames))
             control.spans_for(constraints, editable_frames)
-        report(progress, "text", 0.0)
+        report(progress, "text", TEXT)
         features = self.encode_text(prompts)
         motion = self._tokens_to_motion(features, lengths, settings, generators, prompts, progress, ids=base,
                                         editable=mask, on_step=on_step)

@@ -12,12 +12,21 @@ import numpy as np
 
 from ..errors import ModelError
 from ..inputs.numbers import finite
-from ..settings import FPS, MAX_FRAMES, MAX_LONG_SECONDS, MAX_VARIATIONS
-
-MAX_SEGMENTS = 100         # rows of a prompt sequence: each row may cost a model window of its own
-MAX_PROMPT_CHARS = 20_000  # CLIP reads 77 tokens (about 60 words); past this a text is refused, not encoded
+from ..settings import (
+    FPS,
+    FRAMES_PER_TOKEN,
+    MAX_FRAMES,
+    MAX_LONG_SECONDS,
+    MAX_PROMPT_CHARS,
+    MAX_SEGMENTS,
+    MAX_VARIATIONS,
+)
 
 Progress = Callable[[str, float], None]
+
+# Where each stage of one model call starts, as the fraction `progress(stage, fraction)` reports; the
+# base tokens' remasking steps fill the span up to the residual layers.
+TEXT, LENGTH, BASE_TOKENS, RESIDUAL_LAYERS, DECODE, DONE = 0.0, 0.05, 0.1, 0.7, 0.9, 1.0
 
 
 class Cancelled(Exception):
@@ -74,7 +83,7 @@ def check_variations(variations) -> int:
     return int(variations)
 
 
-def frames_to_tokens(frames: int, unit: int = 4) -> int:
+def frames_to_tokens(frames: int, unit: int = FRAMES_PER_TOKEN) -> int:
     """Lengths are cut down to whole tokens; at least one token, at most one model call."""
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool):
         raise ModelError(f"length must be a whole number of frames, got {frames!r}")
@@ -112,6 +121,11 @@ def check_frames(frames: int) -> int:
 def report(progress: Progress | None, stage: str, fraction: float) -> None:
     if progress is not None:
         progress(stage, fraction)
+
+
+def report_step(progress: Progress | None, step: int, steps: int) -> None:
+    """Remasking step `step` of `steps` done, within the base tokens' share of the call."""
+    report(progress, "base tokens", BASE_TOKENS + (RESIDUAL_LAYERS - BASE_TOKENS) * step / steps)
 
 
 def stack_motions(parts: Sequence[Motion]) -> Motion:
@@ -165,7 +179,19 @@ def parse_sequence(text: str) -> list[Segment]:
         if len(segments) == MAX_SEGMENTS:
             raise ModelError(f"the sequence has more than {MAX_SEGMENTS} rows: each row may take a model window "
                              "of its own; merge short rows")
-        segments.append(Segment(prompt.strip(), int(math.floor(value * FPS + 1e-6))))
+        segments.append(Segment(prompt.strip(), seconds_to_frames(value)))
     if not segments:
         raise ModelError("the sequence has no 'seconds<TAB>prompt' line")
+    return check_sequence(segments)
+
+
+def check_sequence(segments: Sequence[Segment]) -> list[Segment]:
+    """A prompt sequence one generation can make: at most MAX_SEGMENTS rows, MAX_LONG_SECONDS in all."""
+    segments = list(segments)
+    if len(segments) > MAX_SEGMENTS:
+        raise ModelError(f"{len(segments)} segments, more than the {MAX_SEGMENTS} one sequence may have")
+    total = sum(s.frames for s in segments)
+    if total > MAX_LONG_SECONDS * FPS:
+        raise ModelError(f"the sequence lasts {total / FPS:.1f} s in all, longer than the {MAX_LONG_SECONDS:.0f} s "
+                         "one generation makes")
     return segments

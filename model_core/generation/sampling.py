@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..settings import MIN_TEMPERATURE
+
 KEPT = 1e5  # score of a position that must not be re-masked (already kept, or padding)
-MIN_TEMPERATURE = 1e-10
 
 
 def cosine_schedule(t: torch.Tensor) -> torch.Tensor:

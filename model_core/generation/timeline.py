@@ -16,23 +16,14 @@ import torch
 from ..control import apply as control
 from ..control.constraints import Constraint, check_frames
 from ..errors import ModelError
-from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_LONG_SECONDS, GenerationSettings
+from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, FRAMES_PER_TOKEN, MAX_FRAMES, GenerationSettings
 from .model import TokenModel
-from .requests import (  # noqa: F401 (Edited, Segment, parse_sequence re-exported)
-    MAX_SEGMENTS,
-    Edited,
-    Motion,
-    Progress,
-    Segment,
-    check_prompts,
-    check_variations,
-    parse_sequence,
-)
+from .requests import Edited, Motion, Progress, Segment, check_prompts, check_sequence, check_variations
 
 CONTEXT_FRAMES = 40        # frames of the previous window a new window continues from (2 s)
 
 
-def token_span(start_frame: int, end_frame: int, unit: int = 4) -> tuple[int, int]:
+def token_span(start_frame: int, end_frame: int, unit: int = FRAMES_PER_TOKEN) -> tuple[int, int]:
     """Tokens covering frames start..end (inclusive), rounded outward: (first, last + 1)."""
     if end_frame < start_frame:
         raise ModelError(f"range end {end_frame} is before its start {start_frame}")
@@ -45,17 +36,8 @@ def _fill(model: TokenModel, text: torch.Tensor, ids: torch.Tensor, editable: to
     """Regenerate the editable tokens of ids (B, N, Q) in context; other positions keep every layer.
 
     `progress(stage, fraction)` is called between model passes (raise from it to cancel)."""
-    def on_step(step: int, _ids: torch.Tensor) -> None:
-        if progress is not None:
-            progress("base tokens", 0.1 + 0.6 * step / settings.steps)
-
     lengths = [ids.shape[1]] * ids.shape[0]
-    base = model.base_tokens(text, lengths, settings, generators, ids=ids[..., 0], editable=editable,
-                             on_step=on_step)
-    if progress is not None:
-        progress("residual layers", 0.7)
-    layers = model.residual_tokens(text, base, lengths, settings.residual_guidance,
-                                   settings.residual_temperature, settings.topk, generators)
+    layers = model.sample_tokens(text, lengths, settings, generators, progress, ids=ids[..., 0], editable=editable)
     return torch.where(editable[..., None], layers, ids)
 
 
@@ -70,14 +52,9 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
     unit = model.frames_per_token
     window = MAX_FRAMES // unit
     context = max(1, min(context_frames // unit, window // 2))
-    segments = list(segments)
-    if len(segments) > MAX_SEGMENTS:
-        raise ModelError(f"{len(segments)} segments, more than the {MAX_SEGMENTS} one sequence may have")
+    segments = check_sequence(segments)
     check_prompts([s.prompt for s in segments])
     variations = check_variations(variations)
-    total = sum(s.frames for s in segments)
-    if total > MAX_LONG_SECONDS * FPS:
-        raise ModelError(f"{total / FPS:.1f} s is longer than the {MAX_LONG_SECONDS:.0f} s one generation makes")
     # token boundaries of the segments, from their cumulative frame counts
     bounds = np.cumsum([0] + [s.frames for s in segments]) // unit
     if bounds[-1] < 1 or any(b1 <= b0 for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True)):
@@ -93,9 +70,7 @@ def generate_sequence(model: TokenModel, segments: Sequence[Segment], *, seed: i
         text = texts[segments[index].prompt]
         if ids is None:
             count = min(window, segment_end)
-            base = model.base_tokens(text, [count] * variations, settings, generators)
-            ids = model.residual_tokens(text, base, [count] * variations, settings.residual_guidance,
-                                        settings.residual_temperature, settings.topk, generators)
+            ids = model.sample_tokens(text, [count] * variations, settings, generators)
         else:
             count = min(window - context, segment_end - done)
             head = ids[:, -context:]

@@ -9,5 +9,6 @@ so a bad value gets the same clear `ModelError` whichever way it came in:
   renamed, so a failure leaves the old file);
 - `arrays`: .npy files (size checked against the header before reading) and motion arrays (dtype,
   shape, finite, plausible magnitudes, a skeleton with a size);
-- `statistics`: the feature mean and std that turn the model's output into motion.
+- `statistics`: the feature mean and std that turn the model's output into motion;
+- `text`: text files (prompt lists, sequences, constraints files) read as UTF-8.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from .timing import MAX_MOTION_FRAMES
 
 MAX_NPY_BYTES = 2 << 30          # 2 GiB: ten minutes of 263-d features are 60 MB
@@ -45,7 +45,7 @@ def read_npy(path, what: str = "array file", max_bytes: int = MAX_NPY_BYTES) -> 
     except ModelError:
         raise
     except (OSError, ValueError, EOFError, TypeError, SyntaxError) as err:
-        raise ModelError(f"{what} {path} is not a readable .npy file ({_first_line(err)})") from None
+        raise ModelError(f"{what} {path} is not a readable .npy file ({first_line(err)})") from None
 
 
 def _header(stream) -> tuple[tuple[int, ...], np.dtype]:
@@ -111,7 +111,3 @@ def check_features(features, width: int, what: str = "features") -> np.ndarray:
         raise ModelError(f"{what}: {len(f):,} frames, more than the {MAX_MOTION_FRAMES:,} a motion may have")
     return finite_values(f, what)
 
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__

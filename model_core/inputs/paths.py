@@ -19,6 +19,7 @@ from ..errors import ModelError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once, at import: new files get the permissions an ordinary open() gives them
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".", ".part"  # `.name.XXXX.part` beside the target while it is written
 
 
 def check_output_file(path, what: str = "output file") -> Path:
@@ -87,7 +88,8 @@ def replacing(path, what: str = "output file") -> Iterator[BinaryIO]:
     done, temporary = False, None
     try:
         try:
-            handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
+            handle, temporary = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{target.name[:80]}.",
+                                                 suffix=TEMPORARY_SUFFIX, dir=target.parent)
         except OSError as err:
             raise ModelError(f"cannot write the {what} {target}: {_reason(err)}") from None
         with os.fdopen(handle, "wb") as stream:
@@ -117,8 +119,24 @@ def write_file(path, write: Callable[[BinaryIO], None], what: str = "output file
     return target
 
 
+def write_bytes(path, data: bytes, what: str = "output file") -> Path:
+    return write_file(path, lambda stream: stream.write(data), what)
+
+
 def write_text(path, text: str, what: str = "output file", encoding: str = "utf-8") -> Path:
     return write_file(path, lambda stream: stream.write(text.encode(encoding)), what)
+
+
+def remove_leftovers(folder) -> list[Path]:
+    """Remove the temporary files a killed process left in `folder` while writing (`replacing` removes its
+    own on any error it sees); returns them. Only regular files named as `replacing` names them go."""
+    removed = []
+    for leftover in Path(folder).glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(leftover).st_mode):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def _reason(err: OSError) -> str:

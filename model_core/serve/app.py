@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .client import STREAM_TYPE
 from .engine import RequestError, Ticket
 from .schemas import (
     FIELDS,
@@ -37,7 +38,6 @@ from .schemas import (
 )
 
 API_PREFIX = "/v1/"
-STREAM_TYPE = "application/x-ndjson"
 HEARTBEAT_S = 1.0
 LOG = logging.getLogger("model_core.serve")
 ERRORS = {400: {"model": ErrorAnswer}, 401: {"model": ErrorAnswer}, 413: {"model": ErrorAnswer},

@@ -16,7 +16,7 @@ T = TypeVar("T")
 class Batcher(Generic[T]):
     """`await submit(item)` returns once `run(batch)` (in a thread) has handled a batch holding it."""
 
-    def __init__(self, run: Callable[[list[T]], None], *, max_batch: int = 16, wait_s: float = 0.002):
+    def __init__(self, run: Callable[[list[T]], None], *, max_batch: int, wait_s: float = 0.002):
         self._run, self.max_batch, self.wait_s = run, max(1, int(max_batch)), float(wait_s)
         self._queue: asyncio.Queue[tuple[T, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ModelError
 
-STREAM_TYPE = "application/x-ndjson"
+STREAM_TYPE = "application/x-ndjson"  # a streamed answer: progress lines, then the answer (the server's too)
 TOKEN_ENV = "MOMASK_SERVER_TOKEN"  # where the server and its clients find the token when no flag gives it
 
 
@@ -141,9 +141,10 @@ class RemoteModel:
         return _motion(self.client.generate(body, progress))
 
     def edit_range(self, features, start_frame: int, end_frame: int, prompt: str, *, seed: int = 0, settings=None,
-                   progress=None):
+                   progress=None, constraints=None):
         body = {"prompt": prompt, "features": _rows(features), "start_frame": int(start_frame),
-                "end_frame": int(end_frame), "seed": int(seed), **_settings(settings, edit=True)}
+                "end_frame": int(end_frame), "seed": int(seed), **_settings(settings, edit=True),
+                **_constraints(constraints)}
         return _edited(self.client.edit(body, progress))
 
     def extend(self, features, prompt: str, *, frames_before: int = 0, frames_after: int = 0, seed: int = 0,
@@ -155,12 +156,14 @@ class RemoteModel:
 
 
 def _settings(settings, edit: bool = False) -> dict[str, Any]:
+    """Every field of the `GenerationSettings` (the request's fields have their names)."""
+    from dataclasses import asdict
+
     from ..settings import EDIT_RESIDUAL_GUIDANCE, GenerationSettings
 
     if settings is None:
         settings = GenerationSettings(residual_guidance=EDIT_RESIDUAL_GUIDANCE) if edit else GenerationSettings()
-    return {"steps": settings.steps, "guidance": settings.guidance, "residual_guidance": settings.residual_guidance,
-            "temperature": settings.temperature, "topk": settings.topk, "include_features": True}
+    return {**asdict(settings), "include_features": True}
 
 
 def _constraints(constraints) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..errors import ModelError
+from ..settings import SERVER_BATCH
 from .client import TOKEN_ENV
 from .options import ServeOptions, load_engine
 
@@ -24,7 +25,7 @@ def add_parser(commands) -> None:
                        help=f"clients must send 'Authorization: Bearer TOKEN' (or set {TOKEN_ENV}, which keeps it "
                        "out of the process list)")
     serve.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    serve.add_argument("--max-batch", type=int, default=16,
+    serve.add_argument("--max-batch", type=int, default=SERVER_BATCH,
                        help="requests that may share one model call (1: no batching)")
     serve.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
     serve.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (each loads the model)")

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..settings import FPS, MAX_FRAMES
-from .schemas import MAX_SAMPLES, EditRequest, GenerateRequest
+from ..settings import MAX_FRAMES, SERVER_MAX_SAMPLES
+from .schemas import EditRequest, GenerateRequest
 
 LOG = logging.getLogger("model_core.serve")
 
@@ -56,7 +56,7 @@ class Ticket:
 class Engine:
     """A loaded model, used by one call at a time (calls are batches: that is where the speed is)."""
 
-    def __init__(self, model, *, max_batch_samples: int = MAX_SAMPLES):
+    def __init__(self, model, *, max_batch_samples: int = SERVER_MAX_SAMPLES):
         self.model = model
         self.max_batch_samples = max(1, int(max_batch_samples))
         self._lock = threading.Lock()
@@ -132,24 +132,22 @@ class Engine:
 
     def _generate_alone(self, ticket: Ticket) -> dict[str, Any]:
         """A sequence, a motion past one call, or directed generation: the model's own entry points."""
-        from ..generation.timeline import Segment, generate_sequence
+        from ..generation.requests import Segment, seconds_to_frames
+        from ..generation.timeline import generate_sequence
 
         request, progress = ticket.request, _fan_out([ticket])
         settings = request.settings()
+        constraints = parse_constraints(request.constraints)
         if request.sequence is not None:
-            constraints = parse_constraints(request.constraints) if request.constraints is not None else None
-            segments = [Segment(row.prompt, int(np.floor(row.seconds * FPS + 1e-6))) for row in request.sequence]
+            segments = [Segment(row.prompt, seconds_to_frames(row.seconds)) for row in request.sequence]
             motion = self._locked(lambda: generate_sequence(self.model, segments, seed=request.seed,
                                                             variations=request.variations, settings=settings,
                                                             progress=progress, constraints=constraints))
         else:
-            extra = {}
-            if request.constraints is not None:
-                extra["constraints"] = parse_constraints(request.constraints)
             seconds = request.seconds
             motion = self._locked(lambda: self.model.generate(request.prompt_list, seconds, seed=request.seed,
                                                               variations=request.variations, settings=settings,
-                                                              progress=progress, **extra))
+                                                              progress=progress, constraints=constraints))
         return motion_answer(motion, request.include_features)
 
     # ----------------------------------------------------------------------------- edit
@@ -179,9 +177,10 @@ class Engine:
             if request.end_frame >= frames:
                 raise RequestError(f"end_frame {request.end_frame} is past the motion's last whole-token frame "
                                    f"{frames - 1}", "end_frame")
+            constraints = parse_constraints(request.constraints)
             edited = self._locked(lambda: timeline.edit_range(
                 self.model, features, request.start_frame, request.end_frame, request.prompt, seed=request.seed,
-                settings=settings, progress=progress))
+                settings=settings, progress=progress, constraints=constraints))
         else:
             sides = {"frames_before": request.frames_before or 0, "frames_after": request.frames_after or 0}
             edited = self._locked(lambda: timeline.extend(self.model, features, request.prompt, seed=request.seed,
@@ -232,22 +231,25 @@ def _as_request_error(err: Exception) -> RequestError:
     return RequestError(f"internal error: {type(err).__name__}", status=500)
 
 
-def parse_constraints(items: list[dict[str, Any]]):
-    """The request's constraints as the model core reads them, where this model core has them."""
+def parse_constraints(items: list[dict[str, Any]] | None) -> list:
+    """The request's constraints as the model core reads them (none: an empty list); a bad one is a 422
+    naming the field."""
+    from ..control import parse_constraints as parse
+
+    if items is None:
+        return []
     try:
-        from .. import control
-    except ImportError:
-        raise RequestError("not supported by this server yet", "constraints") from None
-    try:
-        return control.parse_constraints({"constraints": items})
+        return parse({"constraints": items})
     except ModelError as err:
         raise RequestError(str(err), "constraints") from None
 
 
 def _batchable(request: GenerateRequest) -> bool:
+    from ..generation.requests import seconds_to_frames
+
     if request.sequence is not None or request.constraints is not None:
         return False
-    return all(s is None or s * FPS <= MAX_FRAMES + 1e-6 for s in request.seconds_list())
+    return all(s is None or seconds_to_frames(s) <= MAX_FRAMES for s in request.seconds_list())
 
 
 def _pack(tickets: list[Ticket], most: int) -> list[list[Ticket]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..settings import SERVER_BATCH
 from .batcher import Batcher
 from .engine import Engine, RequestError, Ticket
 
@@ -13,7 +14,7 @@ MAX_WAITING = 256  # requests held while the model is busy; past this the server
 class LocalService:
     """The service `create_app` calls, for one process: generate requests are batched, edits run alone."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 16, wait_s: float = 0.002):
+    def __init__(self, engine: Engine, *, max_batch: int = SERVER_BATCH, wait_s: float = 0.002):
         self.engine = engine
         self.batcher: Batcher[Ticket] = Batcher(engine.generate, max_batch=max_batch, wait_s=wait_s)
 
@@ -30,7 +31,7 @@ class LocalService:
         await asyncio.to_thread(self.engine.edit, ticket)
 
 
-def serve(engine: Engine, host: str, port: int, token: str | None, *, max_batch: int = 16,
+def serve(engine: Engine, host: str, port: int, token: str | None, *, max_batch: int = SERVER_BATCH,
           log_level: str = "info") -> None:
     """Run the API until interrupted (Ctrl-C or SIGTERM end it cleanly)."""
     import uvicorn

@@ -1,7 +1,10 @@
-"""What a serving process (or each Ray replica) needs to load the model, and the loading itself."""
+"""What a serving process (or each Ray replica) needs to load the model, and the loading itself.
+
+PyTorch's threads wait as `model_core.threads` sets it at `import model_core`, in a server as
+anywhere else (and in each Ray replica, whose process imports model_core before torch).
+"""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 
@@ -17,7 +20,6 @@ class ServeOptions:
 
 def load_engine(options: ServeOptions):
     """The model on its device, wrapped for serving (also what each Ray replica runs)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning CPU threads between requests
     from ..generation.pipeline import MoMask
     from .engine import Engine
 

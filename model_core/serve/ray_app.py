@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import serve
 
+from ..settings import SERVER_BATCH
 from .engine import Ticket
 from .options import ServeOptions, load_engine
 
@@ -51,7 +52,7 @@ class MotionServer:
     async def edit(self, ticket: Ticket) -> None:
         await asyncio.to_thread(self.engine.edit, ticket)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=BATCH_WAIT_S)
+    @serve.batch(max_batch_size=SERVER_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _generate_batch(self, tickets: list[Ticket]) -> list[None]:
         await asyncio.to_thread(self.engine.generate, tickets)  # each ticket gets its own answer or error
         return [None] * len(tickets)
@@ -62,10 +63,7 @@ def serve_on_ray(options: ServeOptions, *, host: str, port: int, replicas: int, 
     """Deploy, say where it listens, and keep it up until SIGINT or SIGTERM; then take it all down."""
     import ray
 
-    import model_core
-
-    package = str(Path(model_core.__file__).resolve().parent)
-    runtime_env = {"py_modules": [package], "env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
+    runtime_env = replica_environment()
     if address:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:  # a local Ray: at least one CPU slot per replica, whatever the core count
@@ -90,6 +88,15 @@ def serve_on_ray(options: ServeOptions, *, host: str, port: int, replicas: int, 
             serve.delete(APP_NAME)  # a shared cluster keeps its other applications
         ray.shutdown()  # a local Ray goes with it
     return 0
+
+
+def replica_environment() -> dict[str, Any]:
+    """Ray's runtime_env for the replicas: the model core's code, and no environment variables, so each
+    replica's PyTorch threads wait as `model_core.threads` sets it (a policy variable put here would
+    read there as the user's own choice)."""
+    import model_core
+
+    return {"py_modules": [str(Path(model_core.__file__).resolve().parent)]}
 
 
 def replica_gpus(device: str, replicas: int, resources: dict) -> int:

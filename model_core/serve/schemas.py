@@ -10,17 +10,28 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..settings import EDIT_RESIDUAL_GUIDANCE, FPS, MAX_FRAMES, MAX_GUIDANCE, MAX_LONG_SECONDS, GenerationSettings
+from ..settings import (
+    EDIT_RESIDUAL_GUIDANCE,
+    FPS,
+    FRAMES_PER_TOKEN,
+    MAX_FRAMES,
+    MAX_GUIDANCE,
+    MAX_LONG_SECONDS,
+    MAX_TEMPERATURE,
+    MIN_SECONDS,
+    MIN_TEMPERATURE,
+    SERVER_MAX_CONSTRAINTS,
+    SERVER_MAX_PROMPT_CHARS,
+    SERVER_MAX_PROMPTS,
+    SERVER_MAX_SAMPLES,
+    SERVER_MAX_SEED,
+    SERVER_MAX_SEGMENTS,
+    SERVER_MAX_STEPS,
+    SERVER_MAX_VARIATIONS,
+    GenerationSettings,
+)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 196-frame edit window of features is about 0.7 MB of JSON
-MAX_PROMPT_CHARS = 1000           # CLIP reads 77 tokens; this is already far more text than it sees
-MAX_PROMPTS = 16
-MAX_VARIATIONS = 16
-MAX_SAMPLES = 32                  # prompts x variations in one request
-MAX_SEGMENTS = 64                 # rows of a prompt sequence
-MAX_STEPS = 100
-MAX_CONSTRAINTS = 20000           # a pelvis path may hold one target per frame of a long motion
-MAX_SEED = 2**53                  # exact in every JSON client
 
 DEFAULTS = GenerationSettings()
 
@@ -31,28 +42,37 @@ def _not_blank(text: str) -> str:
     return text
 
 
-Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_not_blank)]
-MIN_SECONDS = 4 / FPS  # one token of 4 frames
+Prompt = Annotated[str, Field(min_length=1, max_length=SERVER_MAX_PROMPT_CHARS), AfterValidator(_not_blank)]
 Seconds = Annotated[float, Field(ge=MIN_SECONDS, le=MAX_LONG_SECONDS, allow_inf_nan=False)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
+Constraints = Annotated[list[dict[str, Any]] | None, Field(
+    None, max_length=SERVER_MAX_CONSTRAINTS, description="directed generation: targets as in --constraints FILE.json")]
+
+
+def _temperature(default: float) -> Any:
+    return Field(default, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE, allow_inf_nan=False)
+
+
+def _guidance(default: float) -> Any:
+    return Field(default, ge=-MAX_GUIDANCE, le=MAX_GUIDANCE, allow_inf_nan=False)
 
 
 class _Settings(BaseModel):
-    """The sampling settings every model call takes (the command line's flags, same defaults)."""
+    """The sampling settings every model call takes (the command line's flags, same defaults): the fields
+    of `GenerationSettings`, with the seed and what to answer."""
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(DEFAULTS.steps, ge=1, le=MAX_STEPS, description="remasking iterations")
-    guidance: float = Field(DEFAULTS.guidance, ge=-MAX_GUIDANCE, le=MAX_GUIDANCE, allow_inf_nan=False)
-    residual_guidance: float = Field(DEFAULTS.residual_guidance, ge=-MAX_GUIDANCE, le=MAX_GUIDANCE,
-                                     allow_inf_nan=False)
-    temperature: float = Field(DEFAULTS.temperature, gt=0, le=100, allow_inf_nan=False)
+    steps: int = Field(DEFAULTS.steps, ge=1, le=SERVER_MAX_STEPS, description="remasking iterations")
+    guidance: float = _guidance(DEFAULTS.guidance)
+    residual_guidance: float = _guidance(DEFAULTS.residual_guidance)
+    temperature: float = _temperature(DEFAULTS.temperature)
+    residual_temperature: float = _temperature(DEFAULTS.residual_temperature)
     topk: float = Field(DEFAULTS.topk, ge=0, lt=1, description="keep the top (1 - topk) share of logits")
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    seed: int = Field(0, ge=0, le=SERVER_MAX_SEED)
     include_features: bool = Field(True, description="also answer the 263-d features (larger answers)")
 
     def settings(self) -> GenerationSettings:
-        return GenerationSettings(steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
-                                  temperature=self.temperature, topk=self.topk)
+        return GenerationSettings.from_mapping(vars(self))
 
 
 class SequenceRow(BaseModel):
@@ -65,15 +85,15 @@ class GenerateRequest(_Settings):
     """Text to motion: `prompt` (or `prompts`, or a `sequence` of prompt rows), as `generate` takes it."""
 
     prompt: Prompt | None = None
-    prompts: list[Prompt] | None = Field(None, min_length=1, max_length=MAX_PROMPTS)
-    sequence: list[SequenceRow] | None = Field(None, min_length=1, max_length=MAX_SEGMENTS,
+    prompts: list[Prompt] | None = Field(None, min_length=1, max_length=SERVER_MAX_PROMPTS)
+    sequence: list[SequenceRow] | None = Field(None, min_length=1, max_length=SERVER_MAX_SEGMENTS,
                                                description="one continuous motion through each row in turn")
     seconds: Seconds | list[Seconds] | None = Field(
-        None, description=f"length ({FPS} fps, whole 4-frame tokens; past {MAX_FRAMES / FPS} s made window by "
+        None, description=f"length ({FPS} fps, whole {FRAMES_PER_TOKEN}-frame tokens; past {MAX_FRAMES / FPS} s made "
+        "window by "
         "window); one value, one per prompt, or none for the length estimator")
-    variations: int = Field(1, ge=1, le=MAX_VARIATIONS, description="variation k uses seed + k")
-    constraints: list[dict[str, Any]] | None = Field(
-        None, max_length=MAX_CONSTRAINTS, description="directed generation: targets as in --constraints FILE.json")
+    variations: int = Field(1, ge=1, le=SERVER_MAX_VARIATIONS, description="variation k uses seed + k")
+    constraints: Constraints = None
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateRequest:
@@ -85,8 +105,8 @@ class GenerateRequest(_Settings):
             raise ValueError("seconds: a sequence gives the seconds of each row, not seconds")
         if isinstance(self.seconds, list) and len(self.seconds) != len(self.prompt_list):
             raise ValueError(f"seconds: {len(self.seconds)} lengths for {len(self.prompt_list)} prompts")
-        if len(self.prompt_list) * self.variations > MAX_SAMPLES:
-            raise ValueError(f"variations: prompts x variations is at most {MAX_SAMPLES}, got "
+        if len(self.prompt_list) * self.variations > SERVER_MAX_SAMPLES:
+            raise ValueError(f"variations: prompts x variations is at most {SERVER_MAX_SAMPLES}, got "
                              f"{len(self.prompt_list)} x {self.variations}")
         if self.sequence is not None and sum(row.seconds for row in self.sequence) > MAX_LONG_SECONDS:
             raise ValueError(f"sequence: at most {MAX_LONG_SECONDS:.0f} s in all")
@@ -109,7 +129,7 @@ class EditRequest(_Settings):
     `joints` (frames x 22 x 3, metres, Y up, 20 fps; they become features as the official
     `process_file` makes them, one frame fewer)."""
 
-    residual_guidance: float = Field(EDIT_RESIDUAL_GUIDANCE, ge=-MAX_GUIDANCE, le=MAX_GUIDANCE, allow_inf_nan=False)
+    residual_guidance: float = _guidance(EDIT_RESIDUAL_GUIDANCE)
     prompt: Prompt
     features: list[list[Number]] | None = Field(None, min_length=1, max_length=MAX_FRAMES)
     joints: list[list[list[Number]]] | None = Field(None, min_length=2, max_length=MAX_FRAMES + 1)
@@ -117,6 +137,8 @@ class EditRequest(_Settings):
     end_frame: int | None = Field(None, ge=0, lt=MAX_FRAMES)
     frames_before: int | None = Field(None, ge=1, lt=MAX_FRAMES)
     frames_after: int | None = Field(None, ge=1, lt=MAX_FRAMES)
+    constraints: Constraints = Field(None, description="a range edit's targets, on regenerated frames of the motion "
+                                     "sent and in its space (as --constraints FILE.json)")
 
     @model_validator(mode="after")
     def _one_motion_one_edit(self) -> EditRequest:
@@ -131,6 +153,8 @@ class EditRequest(_Settings):
             raise ValueError("end_frame: a range needs both start_frame and end_frame")
         if is_range and self.end_frame < self.start_frame:
             raise ValueError(f"end_frame: {self.end_frame} is before start_frame {self.start_frame}")
+        if sides and self.constraints is not None:
+            raise ValueError("constraints: an extension takes none; direct a range edit (start_frame, end_frame)")
         return self
 
 

@@ -7,9 +7,7 @@ load as they are; every hyperparameter is read off the checkpoint's shapes, like
 """
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints.weights import refused_content
+from ..checkpoints.weights import read_state
 from ..errors import ModelError
 from ..networks import layers
 from .tokenizer import ClipTokenizer
@@ -212,16 +210,8 @@ class ClipTextEncoder(nn.Module):
 
 
 def _read_plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A torch.save'd state dict, unpickled with weights_only (checkpoints are untrusted input)."""
-    try:
-        # mmap keeps the vision tower's storages on disk; it needs the zip format.
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as exc:
-        raise ModelError(f"{path}: refused, not loaded: it holds {refused_content(exc)}, which a CLIP file has "
-                         "no reason to contain; use OpenAI's ViT-B-32.pt") from None
-    except Exception as exc:  # damaged files fail in many ways; all mean "unreadable" here
-        raise ModelError(f"{path}: not a readable CLIP checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).strip()[:200]})") from None
+    """A torch.save'd state dict (`read_state`: mmap keeps the vision tower's storages on disk)."""
+    data = read_state(path, "CLIP checkpoint", "use OpenAI's ViT-B-32.pt")
     if not isinstance(data, Mapping):
         raise ModelError(f"{path}: holds a {type(data).__name__}, expected a CLIP state dict")
     for key, value in data.items():

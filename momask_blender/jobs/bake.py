@@ -41,6 +41,7 @@ class Generation:
     server: str = ""                            # a model server's URL: the model runs there, not here
     token: str = field(default="", repr=False)  # the server's token (from the preferences, never saved in scenes)
     local_server: bool = False                  # the server is the add-on's own (setup.local_server), maybe starting
+    residual_temperature: float = 1.0           # the official default; only the command line sets it
 
     def check_model(self) -> None:
         """The model can be reached: its local files are there, or a server address is given."""
@@ -60,8 +61,7 @@ class Generation:
         """The model's GenerationSettings for these values."""
         from model_core.settings import GenerationSettings
 
-        return GenerationSettings(steps=self.steps, guidance=self.guidance, residual_guidance=self.residual_guidance,
-                                  temperature=self.temperature, topk=self.topk)
+        return GenerationSettings.from_mapping(vars(self))
 
     def check(self) -> None:
         """Every value within what the model takes (model_core's own checks), before any work starts."""
@@ -242,19 +242,14 @@ def _model_frames(generation: Generation, segments: list | None) -> int | None:
 
 
 def sequence_segments(text: str) -> list:
-    """The segments of a prompt sequence (lines of `seconds<TAB>prompt`), at most 10 minutes in all."""
-    import model_core
+    """The segments of a prompt sequence (lines of `seconds<TAB>prompt`; `parse_sequence` holds the
+    rows and their total to what one generation makes)."""
     from model_core.generation.requests import parse_sequence
-    from model_core.settings import MAX_LONG_SECONDS
 
-    try:
-        segments = parse_sequence(text)
-    except model_core.ModelError as err:
-        raise MomaskError(str(err)) from None
-    total = sum(s.frames for s in segments) / FPS
-    if total > MAX_LONG_SECONDS:
-        raise MomaskError(f"the sequence lasts {total:g} s, more than the {MAX_LONG_SECONDS:g} s maximum")
-    return segments
+    from ..errors import model_checks
+
+    with model_checks():
+        return parse_sequence(text)
 
 
 # ----------------------------------------------------------------------------- compute (pure)

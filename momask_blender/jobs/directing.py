@@ -9,14 +9,13 @@ window was read. Both count model frames at 20 fps from the scene frame `first`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from ..errors import MomaskError
+from ..errors import MomaskError, model_checks
 from ..rig import directing as rd
 from ..rig.skeleton import FPS, INDEX, to_blender
 from ..scene import directing as scene_directing
@@ -126,18 +125,17 @@ def _path(context, plan, direction: Direction, first, fps, lo, hi, waypoints, ke
 
 
 def _file_targets(path: str, plan) -> list[rd.Target]:
-    """A constraints file's targets: world positions in HumanML3D axes, moved into rig space."""
-    from model_core import ModelError
-    from model_core.control import parse_constraints
+    """A constraints file's targets: world positions in HumanML3D axes, moved into rig space; a
+    facing (an angle about +Y in the same axes) keeps its angle, as rig space turns nothing."""
+    from model_core.control import Facing, read_constraints
 
-    try:
-        constraints = parse_constraints(json.loads(Path(path).expanduser().read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MomaskError(f"cannot read the constraints file {path}: {err}") from None
-    except ModelError as err:
-        raise MomaskError(f"{path}: {err}") from None
+    with model_checks():
+        constraints = read_constraints(path)
     out = []
     for c in constraints:
+        if isinstance(c, Facing):
+            out.append(rd.Target(c.frame, rd.FACING, (c.angle,), "yaw", f"the {c.describe()} of {Path(path).name}"))
+            continue
         target = np.nan_to_num(c.target())
         point = rd.rig_space(to_blender(target), plan)
         position = (point[0], point[2]) if c.axes == "xz" else tuple(point)
