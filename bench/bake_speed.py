@@ -26,15 +26,15 @@ def main() -> int:
     import numpy as np
 
     import momask_blender
-    from momask_blender.bake import import_rig, pick_armature
     from momask_blender.jobs import bake as jobs
     from momask_blender.rig.retarget import RetargetOptions, retarget
+    from momask_blender.scene.characters import import_rig, pick_armature, select_only
     from momask_blender.scene.keyframes import write_bake
     from momask_blender.scene.sources import load_npy
 
-    import_rig(bpy, Path(args.rig))
-    obj = pick_armature(bpy, None)
-    bpy.context.view_layer.objects.active = obj
+    import_rig(Path(args.rig))
+    obj = pick_armature(None)
+    select_only(obj)
     momask_blender.register()
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 20, 1.0  # 196 model frames -> 196 keyed frames
