@@ -202,10 +202,10 @@ def _bake(context, obj, args) -> dict:
 
     segments = None
     if args.sequence:
-        try:
-            text = Path(args.sequence).expanduser().read_text(encoding="utf-8")
-        except OSError as err:
-            raise MomaskError(f"cannot read the sequence file {args.sequence}: {err.strerror}") from None
+        from model_core.inputs.paths import read_text
+
+        with model_checks():
+            text = read_text(args.sequence, "sequence file")
         if not text.strip():
             raise MomaskError(f"the sequence file {args.sequence} is empty: write lines of seconds<TAB>prompt")
         segments = bake.sequence_segments(text)

@@ -68,6 +68,16 @@ def test_export_bvh_replaces_the_old_file_whole(rig, motion, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.bvh", "o.blend"]
 
 
+@pytest.mark.parametrize("flag", ["--sequence", "--bone-map"])
+def test_a_text_file_that_is_not_utf8_is_one_line(rig, motion, tmp_path, capsys, flag):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("3\tune personne saute \xe0 pieds joints\n".encode("latin-1"))
+    source = ["--prompt", "walk"] if flag == "--sequence" else ["--source", str(motion)]
+    _fails(capsys, ["--rig", str(rig), *source, flag, str(latin), "--out", str(tmp_path / "o.blend")],
+           "is not UTF-8 text")
+    assert not (tmp_path / "o.blend").exists()
+
+
 def test_a_zero_byte_npy_source_is_one_line(rig, tmp_path, capsys):
     (tmp_path / "m.npy").write_bytes(b"")
     _fails(capsys, ["--rig", str(rig), "--source", str(tmp_path / "m.npy"), "--out", str(tmp_path / "o.blend")],

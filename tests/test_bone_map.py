@@ -109,3 +109,6 @@ def test_presets_round_trip_and_validation(tmp_path):
         map_from_json("{nope")
     with pytest.raises(MomaskError, match="cannot read"):
         load_preset(tmp_path / "missing.json", bones)
+    (tmp_path / "latin.json").write_bytes('{"pelvis": "H\xfcfte"}'.encode("latin-1"))  # not UTF-8: named
+    with pytest.raises(MomaskError, match="bone map preset .*latin.json is not UTF-8 text"):
+        load_preset(tmp_path / "latin.json", bones)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MomaskError
+from ..errors import MomaskError, model_checks
 from .body import Skeleton, pick_legs
 from .names import CONVENTIONS, central_kind, classify, convention_map, name_map, side_and_base
 from .rest import BoneInfo
@@ -223,8 +223,8 @@ def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") 
 
 
 def load_preset(path: str | Path, bone_names: Iterable[str]) -> dict[str, str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise MomaskError(f"cannot read bone map preset {path}: {err.strerror}") from None
+    from model_core.inputs.paths import read_text
+
+    with model_checks():
+        text = read_text(path, "bone map preset")
     return check_bone_map(map_from_json(text), bone_names)
