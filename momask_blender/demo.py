@@ -66,9 +66,12 @@ def make_random_weights(cache: Path | None = None) -> Weights:
     checkpoints, clip = demo_weights(cache)
     readme = cache / "README_RANDOM_WEIGHTS.txt"
     if not readme.is_file():
-        readme.write_text("These are RANDOM weights made by `make demo` so that the pipeline can run without the "
-                          "released\nMoMask files. Motions generated with them are meaningless.\n\n"
-                          + HOW_TO_INSTALL + "\n")
+        from model_core.inputs.paths import write_text
+
+        with model_checks():
+            write_text(readme, "These are RANDOM weights made by `make demo` so that the pipeline can run without "
+                       "the released\nMoMask files. Motions generated with them are meaningless.\n\n"
+                       + HOW_TO_INSTALL + "\n", "note beside the random weights")
     return Weights(checkpoints, clip, "random", random=True)
 
 

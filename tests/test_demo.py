@@ -125,6 +125,18 @@ def test_random_weights_are_a_loadable_model_in_the_official_layout(tmp_path):
     assert 1.3 < np.ptp(joints[0, :, 1]) < 2.0
 
 
+def test_the_note_beside_random_weights_never_follows_a_link(tmp_path):
+    """The note is written through model_core.inputs.paths: a dangling link in its place is refused,
+    not followed to write a file somewhere else."""
+    cache = tmp_path / "cache"
+    make_random_weights(cache)
+    (cache / "README_RANDOM_WEIGHTS.txt").unlink()
+    (cache / "README_RANDOM_WEIGHTS.txt").symlink_to(tmp_path / "elsewhere.txt")
+    with pytest.raises(MomaskError, match="note beside the random weights .* is a symbolic link"):
+        make_random_weights(cache)
+    assert not (tmp_path / "elsewhere.txt").exists()
+
+
 # ----------------------------------------------------------------------------- end to end (Blender)
 
 

@@ -156,6 +156,32 @@ def test_movie_of_the_whole_motion(walker, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
 
 
+def test_a_picture_is_written_whole_and_touches_no_other_file(tmp_path):
+    """Written through model_core.inputs.paths: a file beside the target that happens to have the
+    name a temporary file once had is the user's, and stays."""
+    theirs = tmp_path / "pic.png.part.png"
+    theirs.write_bytes(b"the user's file")
+    rgb = np.zeros((4, 6, 3))
+    rgb[..., 0] = 1.0
+    render.write_png(tmp_path / "pic.png", rgb)
+    assert theirs.read_bytes() == b"the user's file"
+    img = render.read_image(tmp_path / "pic.png")
+    assert img.shape == (4, 6, 4) and np.allclose(img[..., :3], rgb)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.png", "pic.png.part.png"]
+
+
+def test_a_movie_aimed_at_a_folder_is_refused_before_rendering(walker, tmp_path):
+    if not bpy.app.build_options.codec_ffmpeg:
+        pytest.skip("this Blender has no FFmpeg (test_movie_of_the_whole_motion checks its message)")
+    obj, bmap = walker
+    before = fingerprint(obj)
+    (tmp_path / "movies").mkdir()
+    with pytest.raises(MomaskError, match="movie .*movies is a folder"):
+        render.render_movie(bpy.context.scene, obj, tmp_path / "movies", bone_map=bmap, size=(32, 32),
+                            frame_range=(1, 2))
+    assert fingerprint(obj) == before and not list((tmp_path / "movies").iterdir())
+
+
 def test_a_blender_without_ffmpeg_is_told_to_ask_for_a_png(monkeypatch):
     from types import SimpleNamespace
 

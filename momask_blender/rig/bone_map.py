@@ -216,10 +216,14 @@ def map_from_json(text: str) -> dict[str, str]:
     return data
 
 
-def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") -> None:
+def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") -> Path:
+    """Write a preset file whole or not at all (model_core.inputs.paths); returns its absolute path."""
+    from model_core.inputs.paths import write_text
+
     payload = {"format": PRESET_FORMAT, "version": 1, "rig": rig_name,
                "map": {j: bone_map[j] for j in JOINTS if j in bone_map}}
-    Path(path).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    with model_checks():
+        return write_text(path, json.dumps(payload, indent=1) + "\n", "bone map preset")
 
 
 def load_preset(path: str | Path, bone_names: Iterable[str]) -> dict[str, str]:

@@ -75,9 +75,6 @@ class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"cannot write {self.filepath}: {err.strerror or err}")
-            return {"CANCELLED"}
         self.report({"INFO"}, f"Bone map saved to {self.filepath}")
         return {"FINISHED"}
 
