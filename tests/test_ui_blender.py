@@ -242,6 +242,24 @@ def test_generate_from_the_sidebar_settings_with_variations(rig, generate):
     assert not bpy.types.MOMASK_OT_remove_other_variations.poll(bpy.context)
 
 
+def test_the_threads_preference_applies_to_every_job_that_runs_the_model(rig, generate):
+    """Generate, Extend and Generate Sequence all run the model on the Threads the preferences set."""
+    import torch
+
+    before = torch.get_num_threads()
+    prefs().threads = 1
+    try:
+        for run in (lambda: generate(),
+                    lambda: bpy.ops.momask.extend(prompt="a person walks", seconds=0.5, seed=1, steps=2),
+                    lambda: bpy.ops.momask.generate_sequence(prompt="a person walks", seconds=0.5, steps=2)):
+            torch.set_num_threads(3)  # whatever ran before: the job sets its own
+            assert run() == {"FINISHED"}
+            assert torch.get_num_threads() == 1
+    finally:
+        prefs().threads = 0
+        torch.set_num_threads(before)
+
+
 def test_each_action_is_one_undoable_operator():
     for op in ("generate", "use_variation", "remove_other_variations", "randomize_seed", "detect_bone_map",
                "load_bone_map"):

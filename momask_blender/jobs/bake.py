@@ -41,6 +41,7 @@ class Generation:
     server: str = ""                            # a model server's URL: the model runs there, not here
     token: str = field(default="", repr=False)  # the server's token (from the preferences, never saved in scenes)
     local_server: bool = False                  # the server is the add-on's own (setup.local_server), maybe starting
+    threads: int = 0                            # CPU threads of a model run here (the Threads preference); 0: PyTorch's
 
     def check_model(self) -> None:
         """The model can be reached: its local files are there, or a server address is given."""

@@ -100,25 +100,16 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
     # --- the job: prepare (main thread) → compute (worker) → apply (main thread)
 
     def job_prepare(self, context):
-        prefs = preferences.get(context)
-        threads = prefs.threads if prefs is not None and server_ops.uses_pytorch_here(context) else 0
-        prepared = job.prepare(context, _active_armature(context), prompt=self.prompt,
-                               generation=None if self.source else self._generation(context),
-                               source_path=bpy.path.abspath(self.source) if self.source else "",
-                               root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())
-        return prepared, threads
+        return job.prepare(context, _active_armature(context), prompt=self.prompt,
+                           generation=None if self.source else self._generation(context),
+                           source_path=bpy.path.abspath(self.source) if self.source else "",
+                           root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())
 
-    def job_compute(self, data, progress):
-        bake_job, threads = data
+    def job_compute(self, bake_job, progress):
         if bake_job.generation is None:
             progress("bake", MODEL_SHARE)
             return job.compute(bake_job)
         import model_core
-
-        if threads > 0:
-            import torch
-
-            torch.set_num_threads(threads)
 
         def model_progress(stage: str, fraction: float) -> None:
             try:
