@@ -10,11 +10,7 @@ import bpy
 from ..errors import MomaskError
 from ..jobs import bake as job
 from ..jobs import modal
-from .properties import target_armature
-
-
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
+from .properties import active_object, target_armature
 
 
 class _BoneMapOperator:
@@ -34,7 +30,7 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..scene.rig_reader import check_armature
         from .properties import refresh_mapping
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
         except MomaskError as err:
@@ -66,7 +62,7 @@ class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..rig.bone_map import save_preset
         from ..scene.rig_reader import check_armature
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
             if not self.filepath:
@@ -101,7 +97,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..scene.rig_reader import check_armature
         from .properties import refresh_mapping
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
             bmap = load_preset(bpy.path.abspath(self.filepath), [b.name for b in obj.data.bones])

@@ -15,7 +15,7 @@ from ..jobs import modal
 from ..scene import variations
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS
+from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, active_object
 
 # The last finished job, for scripts and the command line (summary, BVH export).
 last_job: job.BakeJob | None = None
@@ -27,10 +27,6 @@ SCENE_SETTINGS = ("prompt", "seed", "variations", "steps", "guidance", "residual
                   "root_motion", "foot_lock")
 SKIP = {"SKIP_SAVE"}
 MODEL_SHARE = 0.9  # of the progress bar; the rest is the bake (retargeting, foot lock)
-
-
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
 
 
 def _settings(context):
@@ -100,7 +96,7 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
     # --- the job: prepare (main thread) → compute (worker) → apply (main thread)
 
     def job_prepare(self, context):
-        return job.prepare(context, _active_armature(context), prompt=self.prompt,
+        return job.prepare(context, active_object(context), prompt=self.prompt,
                            generation=None if self.source else self._generation(context),
                            source_path=bpy.path.abspath(self.source) if self.source else "",
                            root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())

@@ -28,12 +28,19 @@ ROOT_MOTION_ITEMS = [
 ]
 
 
-def target_armature(context):
-    """The armature the sidebar works on: the active object, when it is an armature."""
+def active_object(context):
+    """The object the operators work on: the context's active object, else the view layer's (a
+    script's context may lack the first). Jobs check that it is an armature and say so if not."""
     obj = getattr(context, "active_object", None)
     if obj is None:
         view_layer = getattr(context, "view_layer", None)
         obj = view_layer.objects.active if view_layer is not None else None
+    return obj
+
+
+def target_armature(context):
+    """The armature the sidebar works on: the active object, when it is an armature."""
+    obj = active_object(context)
     return obj if obj is not None and obj.type == "ARMATURE" else None
 
 

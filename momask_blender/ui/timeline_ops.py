@@ -18,7 +18,7 @@ from ..rig import windows as inpaint
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS
+from .properties import DEFAULTS, active_object
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -60,10 +60,6 @@ class _Generation:
         last_error = "" if getattr(state, "state", "") == "done" else getattr(state, "message", "")
 
 
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
-
-
 class _EditInPlace(DirectedOperator, _Generation, _JobBase):
     """What regenerating a range and extending share: the window runs through the model, the
     action is edited in place; `plan` picks the window, `done_message` reports the frames."""
@@ -83,7 +79,7 @@ class _EditInPlace(DirectedOperator, _Generation, _JobBase):
         return _JobBase.invoke(self, context, event)
 
     def job_prepare(self, context):
-        return prepare_timeline(context, _active_armature(context), self.plan(), prompt=self.prompt,
+        return prepare_timeline(context, active_object(context), self.plan(), prompt=self.prompt,
                                 generation=self.generation(context), keep_original=self.keep_original,
                                 direction=self.direction())
 
@@ -170,7 +166,7 @@ class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.t
         segments = bake_job.sequence_segments(self._sequence_text(context))
         title = " / ".join(dict.fromkeys(s.prompt for s in segments))
         seconds = sum(s.frames for s in segments) / FPS
-        return bake_job.prepare(context, _active_armature(context), prompt=title,
+        return bake_job.prepare(context, active_object(context), prompt=title,
                                 generation=self.generation(context, title, seconds), root_motion=self.root_motion,
                                 foot_lock=self.foot_lock, segments=segments, direction=self.direction())
 
@@ -206,7 +202,7 @@ class MOMASK_OT_inpaint_range(bpy.types.Operator):
                 lo, hi = inpaint.range_from_preview(scene.use_preview_range, scene.frame_preview_start,
                                                     scene.frame_preview_end)
             else:
-                obj = _active_armature(context)
+                obj = active_object(context)
                 if obj is None or obj.type != "ARMATURE":
                     raise MomaskError("select the armature whose keys set the range")
                 lo, hi = inpaint.range_from_keys(selected_key_frames(obj))

@@ -10,6 +10,7 @@ import bpy
 from model_core.settings import MAX_LONG_SECONDS
 
 from ..rig import windows as inpaint
+from .properties import target_armature
 
 
 class MOMASK_PG_sequence_row(bpy.types.PropertyGroup):
@@ -65,9 +66,9 @@ def covered_note(context) -> str:
     from ..rig.resample import scene_fps
     from ..scene.animation import animation_range, channelbag
 
-    obj = context.active_object
+    obj = target_armature(context)
     props = context.scene.momask_timeline
-    if obj is None or obj.type != "ARMATURE":
+    if obj is None:
         return ""
     try:
         _, fcurves = channelbag(obj)
