@@ -1,7 +1,7 @@
 """Editing a bone map row by row (the sidebar's bone-map editor), without Blender.
 
 The map the bake uses is the armature's stored map when it has one (the user's edits), otherwise
-the detected one (`job.resolve_bone_map`). The editor shows that same map, 22 rows in HumanML3D
+the detected one (`scene.bone_maps.resolve_bone_map`). The editor shows that same map, 22 rows in HumanML3D
 order with how sure detection is of each, and each edit stores the whole map on the armature.
 Presets are `bone_map.save_preset` / `load_preset` files; this module adds their file names.
 """
@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import MomaskError
-from .bone_map import UNSURE, BoneInfo, Detection, check_bone_map, detect, map_from_json
+from .bone_map import UNSURE, BoneInfo, Detection, check_bone_map, clean_map, detect, map_from_json
 from .skeleton import JOINTS, REQUIRED
 
 STORED, DETECTED = "stored", "detected"
@@ -58,31 +58,6 @@ def detected(bones: Sequence[BoneInfo]) -> Detection:
 @lru_cache(maxsize=16)
 def _detect(bones: tuple[BoneInfo, ...]) -> Detection:
     return detect(list(bones))
-
-
-def clean_map(bone_map: dict, bone_names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """The usable part of a map and what was dropped (unknown joints, absent bones, bones used twice).
-
-    Unlike `check_bone_map` this never raises: the editor shows a map whose bones were renamed,
-    and lets the user repair it.
-    """
-    names = set(bone_names)
-    clean: dict[str, str] = {}
-    used: dict[str, str] = {}
-    problems = []
-    for joint, bone in bone_map.items() if isinstance(bone_map, dict) else ():
-        if joint not in JOINTS:
-            problems.append(f"unknown joint '{joint}'")
-        elif not isinstance(bone, str) or not bone:
-            continue
-        elif bone not in names:
-            problems.append(f"{joint}: no bone '{bone}'")
-        elif bone in used:
-            problems.append(f"{joint}: bone '{bone}' is already {used[bone]}")
-        else:
-            clean[joint] = bone
-            used[bone] = joint
-    return {j: clean[j] for j in JOINTS if j in clean}, problems
 
 
 def effective(stored: str | dict | None, bones: Sequence[BoneInfo], info: str | dict | None = None) -> Shown:
