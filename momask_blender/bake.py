@@ -113,9 +113,9 @@ def prepare_scene(args):
     import bpy
 
     from . import register
-    from .jobs.bake import store_bone_map
     from .rig.bone_map import load_preset
     from .rig.resample import check_frame, fps_settings
+    from .scene.bone_maps import store_bone_map
     from .scene.characters import import_rig, pick_armature, select_only, set_frame_rate
 
     if args.fps is not None:
@@ -130,7 +130,7 @@ def prepare_scene(args):
     if frame is not None:
         scene.frame_set(frame)
     if args.bone_map:
-        store_bone_map(obj, load_preset(args.bone_map, [b.name for b in obj.data.bones]))
+        store_bone_map(obj, load_preset(args.bone_map, [b.name for b in obj.data.bones]))  # the user's map
     register()  # the scene's settings (variations) are saved with the file, as from the sidebar
     return obj
 
@@ -176,8 +176,8 @@ def check_preview_path(path: str | None) -> None:
 
 def _preview(context, obj, args, info: dict) -> dict:
     """Render the baked character (the scene's own frame range of the new action) to --preview."""
-    from .jobs.bake import resolve_bone_map
     from .scene import render
+    from .scene.bone_maps import resolve_bone_map
     from .scene.staging import action_range
 
     path = Path(args.preview).expanduser().resolve()

@@ -22,12 +22,12 @@ from tests.conftest import shared_path  # noqa: E402
 def walker():
     """The plain HumanML3D-skeleton rig (no mesh) walking 2 m toward -Y and moving its left arm up or
     down (about whichever of the bone's own axes does that)."""
-    from momask_blender.jobs.bake import detect_for
+    from momask_blender.scene.bone_maps import detection_for
     from momask_blender.scene.characters import build_plain_rig
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     obj = build_plain_rig()
-    bmap = detect_for(obj)
+    bmap = detection_for(obj).bone_map
     hips, arm = obj.pose.bones[bmap["pelvis"]], obj.pose.bones[bmap["left_shoulder"]]
     arm.rotation_mode = "XYZ"
     wrist = obj.pose.bones[bmap["left_wrist"]]

@@ -25,8 +25,8 @@ bpy = pytest.importorskip("bpy")
 
 import momask_blender  # noqa: E402
 from momask_blender.jobs import modal, model_cache  # noqa: E402
-from momask_blender.jobs.bake import BONE_MAP_PROPERTY  # noqa: E402
 from momask_blender.rig.skeleton import JOINTS  # noqa: E402
+from momask_blender.scene.bone_maps import BONE_MAP_PROPERTY  # noqa: E402
 from momask_blender.ui import operators, preferences  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402

@@ -17,6 +17,7 @@ from ..errors import MomaskError
 from ..rig import windows as inpaint
 from ..rig.resample import interpolate
 from ..scene.animation import animation_range, channelbag, read_channel, sample_pose
+from ..scene.bone_maps import resolve_bone_map
 from ..scene.keyframes import bone_path, ensure_fcurve, replace_range, rotation_property
 from . import bake as bake_job
 
@@ -72,7 +73,7 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     if is_generated(obj):
         raise MomaskError(f"'{obj.name}' is a generated Rigify rig: its deform bones follow the controls, so a "
                           "range can't be rewritten in place yet; regenerate the whole motion with Generate")
-    bone_map = bake_job.resolve_bone_map(obj)
+    bone_map = resolve_bone_map(obj)
     if missing_required(bone_map):
         bone_map = {}
     plan = plan_rig(read_rig(obj), bone_map) if "pelvis" in bone_map else None

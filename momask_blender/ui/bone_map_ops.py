@@ -8,8 +8,8 @@ from __future__ import annotations
 import bpy
 
 from ..errors import MomaskError
-from ..jobs import bake as job
 from ..jobs import modal
+from ..scene import bone_maps
 from .properties import active_object, target_armature
 
 
@@ -36,12 +36,12 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        found = job.detection_for(obj)
+        found = bone_maps.detection_for(obj)
         if found.problem:
             self.report({"ERROR"}, f"'{obj.name}' does not look like a humanoid: {found.problem}; map its bones by "
                                    "hand or load a preset")
             return {"CANCELLED"}
-        job.store_detection(obj, found)
+        bone_maps.store_detection(obj, found)
         refresh_mapping(context)
         unsure = found.unsure()
         self.report({"WARNING"} if unsure or found.warnings else {"INFO"},
@@ -67,7 +67,7 @@ class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
             check_armature(obj)
             if not self.filepath:
                 raise MomaskError("no preset file chosen")
-            save_preset(bpy.path.abspath(self.filepath), job.resolve_bone_map(obj), obj.name)
+            save_preset(bpy.path.abspath(self.filepath), bone_maps.resolve_bone_map(obj), obj.name)
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -104,9 +104,7 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        job.store_bone_map(obj, bmap)
-        if job.BONE_MAP_INFO_PROPERTY in obj.keys():  # detection's record no longer describes this map
-            del obj[job.BONE_MAP_INFO_PROPERTY]
+        bone_maps.store_bone_map(obj, bmap)  # the user's map: detection's record of the old one goes
         refresh_mapping(context)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
         return {"FINISHED"}
