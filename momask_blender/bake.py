@@ -222,8 +222,7 @@ def _bake(context, obj, args) -> dict:
 
         t = time.perf_counter()
         with model_checks():
-            write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS,
-                      "--export-bvh file")
+            write_bvh(args.export_bvh, job.joints[0], job.motion_fps, "--export-bvh file")
         info["seconds"]["export_bvh_s"] = round(time.perf_counter() - t, 4)
     return info
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from model_core.settings import FPS, GenerationSettings
+from model_core.settings import GenerationSettings
 
 from .errors import MomaskError, model_checks
 from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
@@ -314,7 +314,7 @@ def run(args) -> dict:
     clock.seconds.update({k: round(v, 3) for k, v in job.timings.items()})
     clock.last = time.perf_counter()
     with model_checks():
-        write_bvh(paths["bvh"], job.joints[0], job.source_fps if job.source is not None else FPS, "demo bvh file")
+        write_bvh(paths["bvh"], job.joints[0], job.motion_fps, "demo bvh file")
     clock.lap("export_bvh_s")
     frames, fps = job.bakes[0].frames, job.options.fps
     title, subtitle, warning = captions(args, weights, rig_kind, frames, fps)

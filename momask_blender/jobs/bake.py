@@ -106,6 +106,11 @@ class BakeJob:
     reaches: list = field(default_factory=list)  # (scene frame, joint, world target): met on the rig's own limbs
     key_frames: list = field(default_factory=list)  # scene frames of keyed poses (the rig's reach fix leaves them)
 
+    @property
+    def motion_fps(self) -> float:
+        """The frame rate of `joints`: the motion file's, or the model's 20 fps."""
+        return self.source_fps if self.source is not None else FPS
+
 
 # ----------------------------------------------------------------------------- prepare (bpy)
 
@@ -202,11 +207,9 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
     """Run the model (if asked) and retarget every motion. No bpy: safe in a worker thread."""
     if job.source is not None:
         motions = [job.source]
-        fps = job.source_fps
     else:
         motions, timings, job.seams = generate(job.generation, progress, job.segments, job.constraints)
         job.timings.update(timings)
-        fps = FPS
     started = time.perf_counter()
     job.joints = motions
     options = job.options
@@ -215,7 +218,7 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
 
         motions = [job.placement.to_rig(m) for m in motions]
         options = dataclasses.replace(options, placed=True)
-    job.bakes = [retarget(m, job.plan, options, src_fps=fps) for m in motions]
+    job.bakes = [retarget(m, job.plan, options, src_fps=job.motion_fps) for m in motions]
     if job.reaches:  # the rig's limbs are not the model's scaled: put its hands and feet on the targets
         from ..rig.reach import reach_on_rig
 
