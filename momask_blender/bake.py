@@ -33,6 +33,7 @@ from model_core.cli import add_generation_flags
 from model_core.serve.client import TOKEN_ENV
 
 from .errors import MomaskError, model_checks
+from .rig.retarget import ROOT_MOTIONS
 from .rig.skeleton import FPS
 from .scene.characters import RIG_SUFFIXES
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .blend to write")
     p.add_argument("--export-bvh", help="also write the motion as a HumanML3D-skeleton BVH")
     p.add_argument("--foot-lock", choices=("on", "off"), default="on")
-    p.add_argument("--root-motion", choices=("full", "in-place", "keep"), default="full")
+    p.add_argument("--root-motion", choices=ROOT_MOTIONS, default="full")
     p.add_argument("--fps", type=float, help="scene frame rate (default: the file's or Blender's)")
     p.add_argument("--frame-start", type=int, help="first frame (default: the scene's current frame)")
     p.add_argument("--bone-map", help="a bone-map preset (JSON) to use instead of detection")
@@ -242,9 +243,6 @@ def _edit(context, obj, args) -> dict:
     else:
         side = "BEFORE" if args.extend_before is not None else "AFTER"
         seconds = args.extend_before if side == "BEFORE" else args.extend_after
-        if not 0 < seconds <= windows.MAX_EXTEND_SECONDS:
-            raise MomaskError(f"an extension adds more than 0 and at most {windows.MAX_EXTEND_SECONDS:g} s, "
-                              f"got {seconds:g} s")
         window_for = lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)  # noqa: E731
     return timeline.run(context, obj, window_for, prompt=args.prompt, generation=gen,
                         keep_original=args.keep_original, direction=direction(args))
