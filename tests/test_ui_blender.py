@@ -196,6 +196,27 @@ def test_operators_default_to_the_official_settings(addon):
         assert rna["residual_guidance"].default == pytest.approx(want), op.idname()
 
 
+def test_choices_are_the_ones_the_code_acts_on(addon):
+    """Root motions are the retarget's everywhere (sidebar, operators, command line), with one set of
+    labels; the Add Target menu offers a waypoint and exactly the reach targets directing knows."""
+    from momask_blender.bake import build_parser
+    from momask_blender.rig.directing import REACH_JOINTS
+    from momask_blender.rig.retarget import ROOT_MOTIONS
+    from momask_blender.scene.directing import WAYPOINT
+
+    def items(op, prop):
+        return [(i.identifier, i.name) for i in op.get_rna_type().properties[prop].enum_items]
+
+    generate = items(bpy.ops.momask.generate, "root_motion")
+    assert [i for i, _ in generate] == list(ROOT_MOTIONS)
+    assert items(bpy.ops.momask.generate_sequence, "root_motion") == generate
+    sidebar = bpy.context.scene.momask.bl_rna.properties["root_motion"].enum_items
+    assert [(i.identifier, i.name) for i in sidebar] == generate
+    assert tuple(build_parser()._option_string_actions["--root-motion"].choices) == tuple(ROOT_MOTIONS)
+    targets = items(bpy.ops.momask.add_target, "kind")
+    assert [i for i, _ in targets] == [WAYPOINT, *REACH_JOINTS] and ("LEFT_HAND", "Left Hand") in targets
+
+
 def test_panel_polls(rig):
     context = bpy.context
     types = bpy.types

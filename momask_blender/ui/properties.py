@@ -14,17 +14,19 @@ import bpy
 
 from model_core.settings import MAX_LONG_SECONDS, GenerationSettings
 
+from ..rig.retarget import ROOT_MOTIONS
 from ..rig.skeleton import JOINTS
 
 # the model's own defaults (model_core.settings imports no PyTorch, so drawing the panel never does)
 DEFAULTS = dataclasses.asdict(GenerationSettings())
 MAX_SECONDS = MAX_LONG_SECONDS  # past one model call's 9.8 s the model continues window by window
 
-ROOT_MOTION_ITEMS = [
-    ("full", "Full", "Move the character along the generated path"),
-    ("in-place", "In Place", "Keep the hips above their rest position (height still follows)"),
-    ("keep", "Keep Rig's Path", "Keep the root bone's location curves of the current action"),
-]
+_ROOT_MOTION_LABELS = {
+    "full": ("Full", "Move the character along the generated path"),
+    "in-place": ("In Place", "Keep the hips above their rest position (height still follows)"),
+    "keep": ("Keep Rig's Path", "Keep the root bone's location curves of the current action"),
+}
+ROOT_MOTION_ITEMS = [(motion, *_ROOT_MOTION_LABELS[motion]) for motion in ROOT_MOTIONS]  # the retarget's choices
 
 
 def active_object(context):

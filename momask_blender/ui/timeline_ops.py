@@ -18,7 +18,7 @@ from ..rig import windows as inpaint
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS, active_object
+from .properties import DEFAULTS, ROOT_MOTION_ITEMS, active_object
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -142,8 +142,7 @@ class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.t
     seconds: bpy.props.FloatProperty(name="Seconds", default=0.0, min=0.0,
                                      description="Length for the single prompt (up to 600 s)")
     use_scene_rows: bpy.props.BoolProperty(name="Use the panel's rows", default=False)
-    root_motion: bpy.props.EnumProperty(name="Root motion", items=[
-        ("full", "Full", ""), ("in-place", "In place", ""), ("keep", "Keep existing path", "")], default="full")
+    root_motion: bpy.props.EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default="full")
     foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True)
 
     def _sequence_text(self, context) -> str:
