@@ -193,7 +193,7 @@ def test_clip_must_be_a_torchscript_archive(tmp_path: Path) -> None:
 def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch) -> None:
     import os
 
-    from momask_blender.setup import install as install_files
+    from momask_blender.setup import install
 
     ref = shared_path("reference")
     root = tmp_path / "user"
@@ -209,9 +209,9 @@ def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch)
                 raise OSError("disk full")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(install_files.os, "replace", failing_replace)
+    monkeypatch.setattr(install.os, "replace", failing_replace)
     with pytest.raises(InstallError, match="previous files are kept"):
         install_checkpoints_folder(ref / "checkpoints", root, release=None)
-    monkeypatch.setattr(install_files.os, "replace", real_replace)
+    monkeypatch.setattr(install.os, "replace", real_replace)
     assert tree(root) == before
     assert assets.all_present(assets.check_assets(root, assets.discover_release(root / PREFIX))[:-1])

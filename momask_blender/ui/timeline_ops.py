@@ -14,7 +14,7 @@ from ..errors import MomaskError
 from ..jobs import bake as bake_job
 from ..jobs.modal import ModalJobOperator as _JobBase
 from ..jobs.timeline import apply_timeline, compute_timeline, prepare_timeline
-from ..rig import windows as inpaint
+from ..rig import windows
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
@@ -107,7 +107,7 @@ class MOMASK_OT_inpaint(_EditInPlace, bpy.types.Operator):
 
     def plan(self):
         s, e = self.frame_start, self.frame_end
-        return lambda lo, hi, fps: inpaint.plan_range(lo, hi, s, e, fps)
+        return lambda lo, hi, fps: windows.plan_range(lo, hi, s, e, fps)
 
 
 class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
@@ -120,12 +120,12 @@ class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
     done_message = "Added frames {lo}-{hi} to '{action}'"
 
     seconds: bpy.props.FloatProperty(name="Seconds", default=2.0, min=0.0, max=60.0,
-                                     description=f"New motion to add (at most {inpaint.MAX_EXTEND_SECONDS:g} s)")
+                                     description=f"New motion to add (at most {windows.MAX_EXTEND_SECONDS:g} s)")
     side: bpy.props.EnumProperty(name="Side", items=SIDE_ITEMS, default="AFTER")
 
     def plan(self):
         seconds, side = self.seconds, self.side
-        return lambda lo, hi, fps: inpaint.plan_extension(lo, hi, seconds, side, fps)
+        return lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)
 
 
 class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.types.Operator):
@@ -198,13 +198,13 @@ class MOMASK_OT_inpaint_range(bpy.types.Operator):
         scene = context.scene
         try:
             if self.source == "PREVIEW":
-                lo, hi = inpaint.range_from_preview(scene.use_preview_range, scene.frame_preview_start,
+                lo, hi = windows.range_from_preview(scene.use_preview_range, scene.frame_preview_start,
                                                     scene.frame_preview_end)
             else:
                 obj = active_object(context)
                 if obj is None or obj.type != "ARMATURE":
                     raise MomaskError("select the armature whose keys set the range")
-                lo, hi = inpaint.range_from_keys(selected_key_frames(obj))
+                lo, hi = windows.range_from_keys(selected_key_frames(obj))
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -9,7 +9,7 @@ import bpy
 
 from model_core.settings import MAX_LONG_SECONDS
 
-from ..rig import windows as inpaint
+from ..rig import windows
 from .properties import target_armature
 
 
@@ -26,7 +26,7 @@ class MOMASK_PG_timeline(bpy.types.PropertyGroup):
     keep_original: bpy.props.BoolProperty(name="Keep a copy of the original", default=False)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     extend_seconds: bpy.props.FloatProperty(name="Seconds", default=2.0, min=0.2,
-                                            max=inpaint.MAX_EXTEND_SECONDS)
+                                            max=windows.MAX_EXTEND_SECONDS)
     extend_side: bpy.props.EnumProperty(name="Side", items=[("BEFORE", "Before", ""), ("AFTER", "After", "")],
                                         default="AFTER")
     rows: bpy.props.CollectionProperty(type=MOMASK_PG_sequence_row)
@@ -74,7 +74,7 @@ def covered_note(context) -> str:
         _, fcurves = channelbag(obj)
         lo, hi = animation_range(fcurves)
         render = context.scene.render
-        window = inpaint.plan_range(lo, hi, props.frame_start, props.frame_end,
+        window = windows.plan_range(lo, hi, props.frame_start, props.frame_end,
                                     scene_fps(render.fps, render.fps_base))
     except Exception as err:  # the note only informs; the operator reports the same problem
         return str(err).split(":")[0]
