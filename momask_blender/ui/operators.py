@@ -11,7 +11,7 @@ import random
 import bpy
 
 from ..jobs import bake, modal
-from ..jobs.worker import DONE, LOADING_STAGE, JobCancelled
+from ..jobs.worker import DONE, LOADING_STAGE
 from ..scene import variations
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
@@ -105,16 +105,12 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
         if bake_job.generation is None:
             progress("bake", MODEL_SHARE)
             return bake.compute(bake_job)
-        import model_core
 
-        def model_progress(stage: str, fraction: float) -> None:
-            try:
-                if stage == "done":  # the model is done: retargeting comes next
-                    progress("bake", MODEL_SHARE)
-                else:
-                    progress(stage, MODEL_SHARE * fraction)
-            except JobCancelled:
-                raise model_core.Cancelled(stage) from None
+        def model_progress(stage: str, fraction: float) -> None:  # a cancel raises JobCancelled: the worker stops
+            if stage == "done":  # the model is done: retargeting comes next
+                progress("bake", MODEL_SHARE)
+            else:
+                progress(stage, MODEL_SHARE * fraction)
 
         model_progress(LOADING_STAGE, 0.0)  # replaced by 'text' at once when the model is in memory
         return bake.compute(bake_job, progress=model_progress)
