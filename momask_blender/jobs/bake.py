@@ -5,7 +5,6 @@ the synchronous operator and the command line call the three in a row.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,6 +414,3 @@ def summary(job: BakeJob, actions) -> dict:
         "seconds": {k: round(v, 4) for k, v in job.timings.items()},
     }
 
-
-def summary_json(job: BakeJob, actions) -> str:
-    return json.dumps(summary(job, actions))

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import MomaskError
 from .bone_map import UNSURE, BoneInfo, Detection, check_bone_map, clean_map, detect, map_from_json
@@ -92,12 +91,6 @@ def _recorded(info: str | dict | None) -> dict:
         return {}
 
 
-def effective_map(stored: str | dict | None, bones: Sequence[BoneInfo]) -> tuple[dict[str, str], str, list[str]]:
-    """(map, STORED or DETECTED, problems): what the editor shows and the bake would use."""
-    shown = effective(stored, bones)
-    return shown.bone_map, shown.source, shown.problems
-
-
 def rows(bone_map: dict[str, str], found: dict[str, tuple[float | None, str]] | None = None) -> list[Row]:
     """The editor's 22 rows, in HumanML3D joint order."""
     found = found or {}
@@ -163,9 +156,3 @@ def preset_name(rig_name: str) -> str:
     stem = _UNSAFE.sub("_", rig_name).strip(" .") or "bone_map"
     return f"{stem[:64]}.json"
 
-
-def list_presets(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.json") if p.is_file())
