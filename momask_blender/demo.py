@@ -38,6 +38,7 @@ from pathlib import Path
 from model_core.settings import GenerationSettings
 
 from .errors import MomaskError, model_checks
+from .setup.assets import CLIP_URL
 from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
 from .setup.weights import CLIP_NAME, Weights, checkpoints_ok, clip_candidates, find_weights, first_file
 
@@ -46,13 +47,13 @@ DEFAULT_PROMPT = "a person walks forward and waves"
 RANDOM_TAG = "RANDOM_WEIGHTS_meaningless"
 RANDOM_CACHE = ROOT / ".cache" / "demo_random_weights"
 
-HOW_TO_INSTALL = """\
+HOW_TO_INSTALL = f"""\
 To get the released MoMask weights:
   - let the demo download them (it does when the network answers and MOMASK_NO_DOWNLOAD is not set);
   - or run the official script from https://github.com/EricGuo5513/momask-codes
     (`bash prepare/download_models.sh`): it makes checkpoints/t2m/...;
     and download OpenAI's CLIP ViT-B/32 file, ViT-B-32.pt:
-    https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt
+    {CLIP_URL}
     then either  export MOMASK_CHECKPOINTS=/path/to/checkpoints MOMASK_CLIP=/path/to/ViT-B-32.pt
     or put them beside this checkout as ../checkpoints and ../ViT-B-32.pt,
     or in Blender use the add-on's preferences (Install from file / Download)."""

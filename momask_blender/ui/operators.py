@@ -17,7 +17,7 @@ from . import preferences, server_ops
 from .direct_panel import DirectedOperator
 from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, active_object
 
-# The last finished job, for scripts and the command line (summary, BVH export).
+# The last finished Generate, for scripts (its bakes, joints and actions); the command lines call jobs.bake.run.
 last_job: bake.BakeJob | None = None
 last_actions: list = []
 last_error = ""
