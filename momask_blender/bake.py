@@ -275,17 +275,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """Exit with `code`. The bpy 4.2 module segfaults in its own teardown once classes with property
-    callbacks were registered (see tests/exit_bpy42.py), which would turn success into exit -11:
-    there, leave without the teardown, after flushing what was printed."""
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.version < (4, 3, 0):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    from .scene.teardown import exit_process
+
+    exit_process(main())

@@ -362,4 +362,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .scene.teardown import exit_process
+
+    exit_process(main())

@@ -210,3 +210,22 @@ def test_demo_bakes_a_motion_file(tmp_path, capsys):
     motion = shared_path("motions", "humanml3d_000612.npy")
     info, _ = _run_demo(["--source", str(motion), "--frames", "2", *TILE, "--out", str(tmp_path / "src")], capsys)
     assert info["weights"] is None and info["frames"] > 200 and Path(info["files"]["png"]).is_file()
+
+
+def test_the_demo_command_exits_zero_on_every_supported_blender(tmp_path):
+    """`python -m momask_blender.demo` as a user runs it: its exit status is its work's, also on the
+    bpy 4.2 module, whose own teardown crashes once the add-on was registered (scene.teardown)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    pytest.importorskip("bpy")
+    motion = shared_path("motions", "momask_sample_a.bvh")
+    done = subprocess.run([sys.executable, "-m", "momask_blender.demo", "--source", str(motion), "--frames", "1",
+                           *TILE, "--out", str(tmp_path / "cli")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout[done.stdout.index("{"):])["files"]["png"] == str(tmp_path / "cli.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.blend", "cli.bvh", "cli.png"]
