@@ -60,8 +60,14 @@ To get the released MoMask weights:
 
 
 def make_random_weights(cache: Path | None = None) -> Weights:
-    """Small random weights in the official layout (made once in `cache`), from model_core's test helpers."""
-    from model_core.testing.random_weights import demo_weights
+    """Small random weights in the official layout (made once in `cache`), from model_core's test helpers
+    (a checkout has them; the extension's wheel leaves them out)."""
+    try:
+        from model_core.testing.random_weights import demo_weights
+    except ImportError:
+        raise MomaskError("no MoMask weights were found, and this install cannot make the demo's random ones "
+                          "(model_core.testing comes with a checkout of the repository, not with the extension).\n"
+                          + HOW_TO_INSTALL) from None
 
     cache = Path(cache) if cache is not None else RANDOM_CACHE
     checkpoints, clip = demo_weights(cache)

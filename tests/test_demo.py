@@ -125,6 +125,16 @@ def test_random_weights_are_a_loadable_model_in_the_official_layout(tmp_path):
     assert 1.3 < np.ptp(joints[0, :, 1]) < 2.0
 
 
+def test_an_install_without_the_test_helpers_says_how_to_get_weights(tmp_path, monkeypatch):
+    """The extension's wheel has no model_core.testing: no random weights there, a message instead."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model_core.testing.random_weights", None)  # as if absent
+    with pytest.raises(MomaskError, match=r"cannot make the demo's random ones(.|\n)*MOMASK_CHECKPOINTS"):
+        make_random_weights(tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_the_note_beside_random_weights_never_follows_a_link(tmp_path):
     """The note is written through model_core.inputs.paths: a dangling link in its place is refused,
     not followed to write a file somewhere else."""
