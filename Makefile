@@ -34,7 +34,8 @@ STAMP42 := $(VENV42)/.installed
 BPY42 := 4.2.23
 BPY_TESTS ?= tests/test_ui_blender.py tests/test_bake_blender.py tests/test_inpaint_blender.py \
 	tests/test_rigify_blender.py tests/test_detection_blender.py tests/test_remote_blender.py tests/test_render.py \
-	tests/test_demo.py tests/test_build_extension.py tests/test_direct_blender.py
+	tests/test_demo.py tests/test_build_extension.py tests/test_direct_blender.py tests/test_bad_input_blender.py \
+	tests/test_bake_cli_inputs.py tests/test_fuzz.py tests/test_threads.py
 
 $(STAMP42): requirements.txt
 	$(PYTHON) -m venv $(VENV42)

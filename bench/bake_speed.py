@@ -26,15 +26,14 @@ def main() -> int:
     import numpy as np
 
     import momask_blender
-    from momask_blender.bake import import_rig, pick_armature
-    from momask_blender.jobs import bake as jobs
     from momask_blender.rig.retarget import RetargetOptions, retarget
+    from momask_blender.scene.characters import import_rig, pick_armature, select_only
     from momask_blender.scene.keyframes import write_bake
     from momask_blender.scene.sources import load_npy
 
-    import_rig(bpy, Path(args.rig))
-    obj = pick_armature(bpy, None)
-    bpy.context.view_layer.objects.active = obj
+    import_rig(Path(args.rig))
+    obj = pick_armature(None)
+    select_only(obj)
     momask_blender.register()
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 20, 1.0  # 196 model frames -> 196 keyed frames
@@ -50,11 +49,12 @@ def main() -> int:
         return statistics.median(times), out
 
     from momask_blender.rig.plan import plan_rig
+    from momask_blender.scene.bone_maps import resolve_bone_map
     from momask_blender.scene.rig_reader import read_rig
 
     for lock in (False, True):
         def run_prepare():
-            return plan_rig(read_rig(obj), jobs.resolve_bone_map(obj))
+            return plan_rig(read_rig(obj), resolve_bone_map(obj))
 
         t_plan, plan = timed(run_prepare)
         opts = RetargetOptions(fps=20.0, foot_lock=lock)

@@ -33,6 +33,7 @@ from model_core.flags import add_generation_flags
 from model_core.serve.client import TOKEN_ENV
 
 from .errors import MomaskError, model_checks
+from .rig.retarget import ROOT_MOTIONS
 from .rig.skeleton import FPS
 from .scene.characters import RIG_SUFFIXES
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .blend to write")
     p.add_argument("--export-bvh", help="also write the motion as a HumanML3D-skeleton BVH")
     p.add_argument("--foot-lock", choices=("on", "off"), default="on")
-    p.add_argument("--root-motion", choices=("full", "in-place", "keep"), default="full")
+    p.add_argument("--root-motion", choices=ROOT_MOTIONS, default="full")
     p.add_argument("--fps", type=float, help="scene frame rate (default: the file's or Blender's)")
     p.add_argument("--frame-start", type=int, help="first frame (default: the scene's current frame)")
     p.add_argument("--bone-map", help="a bone-map preset (JSON) to use instead of detection")
@@ -114,9 +115,9 @@ def prepare_scene(args):
     import bpy
 
     from . import register
-    from .jobs.bake import store_bone_map
     from .rig.bone_map import load_preset
     from .rig.resample import check_frame, fps_settings
+    from .scene.bone_maps import store_bone_map
     from .scene.characters import import_rig, pick_armature, select_only, set_frame_rate
 
     if args.fps is not None:
@@ -131,7 +132,7 @@ def prepare_scene(args):
     if frame is not None:
         scene.frame_set(frame)
     if args.bone_map:
-        store_bone_map(obj, load_preset(args.bone_map, [b.name for b in obj.data.bones]))
+        store_bone_map(obj, load_preset(args.bone_map, [b.name for b in obj.data.bones]))  # the user's map
     register()  # the scene's settings (variations) are saved with the file, as from the sidebar
     return obj
 
@@ -177,8 +178,8 @@ def check_preview_path(path: str | None) -> None:
 
 def _preview(context, obj, args, info: dict) -> dict:
     """Render the baked character (the scene's own frame range of the new action) to --preview."""
-    from .jobs.bake import resolve_bone_map
     from .scene import render
+    from .scene.bone_maps import resolve_bone_map
     from .scene.staging import action_range
 
     path = Path(args.preview).expanduser().resolve()
@@ -203,10 +204,10 @@ def _bake(context, obj, args) -> dict:
 
     segments = None
     if args.sequence:
-        try:
-            text = Path(args.sequence).expanduser().read_text(encoding="utf-8")
-        except OSError as err:
-            raise MomaskError(f"cannot read the sequence file {args.sequence}: {err.strerror}") from None
+        from model_core.inputs.paths import read_text
+
+        with model_checks():
+            text = read_text(args.sequence, "sequence file")
         if not text.strip():
             raise MomaskError(f"the sequence file {args.sequence} is empty: write lines of seconds<TAB>prompt")
         segments = bake.sequence_segments(text)
@@ -223,8 +224,7 @@ def _bake(context, obj, args) -> dict:
 
         t = time.perf_counter()
         with model_checks():
-            write_bvh(args.export_bvh, job.joints[0], job.source_fps if job.source is not None else FPS,
-                      "--export-bvh file")
+            write_bvh(args.export_bvh, job.joints[0], job.motion_fps, "--export-bvh file")
         info["seconds"]["export_bvh_s"] = round(time.perf_counter() - t, 4)
     return info
 
@@ -244,9 +244,6 @@ def _edit(context, obj, args) -> dict:
     else:
         side = "BEFORE" if args.extend_before is not None else "AFTER"
         seconds = args.extend_before if side == "BEFORE" else args.extend_after
-        if not 0 < seconds <= windows.MAX_EXTEND_SECONDS:
-            raise MomaskError(f"an extension adds more than 0 and at most {windows.MAX_EXTEND_SECONDS:g} s, "
-                              f"got {seconds:g} s")
         window_for = lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)  # noqa: E731
     return timeline.run(context, obj, window_for, prompt=args.prompt, generation=gen,
                         keep_original=args.keep_original, direction=direction(args))
@@ -279,17 +276,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """Exit with `code`. The bpy 4.2 module segfaults in its own teardown once classes with property
-    callbacks were registered (see tests/exit_bpy42.py), which would turn success into exit -11:
-    there, leave without the teardown, after flushing what was printed."""
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.version < (4, 3, 0):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    from .scene.teardown import exit_process
+
+    exit_process(main())

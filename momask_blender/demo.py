@@ -35,9 +35,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from model_core.settings import FPS, GenerationSettings
+from model_core.settings import GenerationSettings
 
 from .errors import MomaskError, model_checks
+from .setup.assets import CLIP_URL
 from .setup.fetch import RELEASED, Sources, downloads_allowed, fetch_weights, user_cache
 from .setup.weights import CLIP_NAME, Weights, checkpoints_ok, clip_candidates, find_weights, first_file
 
@@ -46,29 +47,38 @@ DEFAULT_PROMPT = "a person walks forward and waves"
 RANDOM_TAG = "RANDOM_WEIGHTS_meaningless"
 RANDOM_CACHE = ROOT / ".cache" / "demo_random_weights"
 
-HOW_TO_INSTALL = """\
+HOW_TO_INSTALL = f"""\
 To get the released MoMask weights:
   - let the demo download them (it does when the network answers and MOMASK_NO_DOWNLOAD is not set);
   - or run the official script from https://github.com/EricGuo5513/momask-codes
     (`bash prepare/download_models.sh`): it makes checkpoints/t2m/...;
     and download OpenAI's CLIP ViT-B/32 file, ViT-B-32.pt:
-    https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt
+    {CLIP_URL}
     then either  export MOMASK_CHECKPOINTS=/path/to/checkpoints MOMASK_CLIP=/path/to/ViT-B-32.pt
     or put them beside this checkout as ../checkpoints and ../ViT-B-32.pt,
     or in Blender use the add-on's preferences (Install from file / Download)."""
 
 
 def make_random_weights(cache: Path | None = None) -> Weights:
-    """Small random weights in the official layout (made once in `cache`), from model_core's test helpers."""
-    from model_core.testing.random_weights import demo_weights
+    """Small random weights in the official layout (made once in `cache`), from model_core's test helpers
+    (a checkout has them; the extension's wheel leaves them out)."""
+    try:
+        from model_core.testing.random_weights import demo_weights
+    except ImportError:
+        raise MomaskError("no MoMask weights were found, and this install cannot make the demo's random ones "
+                          "(model_core.testing comes with a checkout of the repository, not with the extension).\n"
+                          + HOW_TO_INSTALL) from None
 
     cache = Path(cache) if cache is not None else RANDOM_CACHE
     checkpoints, clip = demo_weights(cache)
     readme = cache / "README_RANDOM_WEIGHTS.txt"
     if not readme.is_file():
-        readme.write_text("These are RANDOM weights made by `make demo` so that the pipeline can run without the "
-                          "released\nMoMask files. Motions generated with them are meaningless.\n\n"
-                          + HOW_TO_INSTALL + "\n")
+        from model_core.inputs.paths import write_text
+
+        with model_checks():
+            write_text(readme, "These are RANDOM weights made by `make demo` so that the pipeline can run without "
+                       "the released\nMoMask files. Motions generated with them are meaningless.\n\n"
+                       + HOW_TO_INSTALL + "\n", "note beside the random weights")
     return Weights(checkpoints, clip, "random", random=True)
 
 
@@ -311,7 +321,7 @@ def run(args) -> dict:
     clock.seconds.update({k: round(v, 3) for k, v in job.timings.items()})
     clock.last = time.perf_counter()
     with model_checks():
-        write_bvh(paths["bvh"], job.joints[0], job.source_fps if job.source is not None else FPS, "demo bvh file")
+        write_bvh(paths["bvh"], job.joints[0], job.motion_fps, "demo bvh file")
     clock.lap("export_bvh_s")
     frames, fps = job.bakes[0].frames, job.options.fps
     title, subtitle, warning = captions(args, weights, rig_kind, frames, fps)
@@ -358,4 +368,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .scene.teardown import exit_process
+
+    exit_process(main())

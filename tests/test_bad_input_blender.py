@@ -8,9 +8,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from momask_blender.errors import MomaskError  # noqa: E402
-from momask_blender.jobs import bake as bake_job  # noqa: E402
 from momask_blender.rig import bvh_check  # noqa: E402
-from momask_blender.scene import sources  # noqa: E402
+from momask_blender.scene import bone_maps, sources  # noqa: E402
 from momask_blender.scene.characters import import_rig, importer_cause  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.bvh_samples import GOOD_BVH, bvh_with  # noqa: E402
@@ -127,7 +126,7 @@ def test_a_library_override_is_baked_and_keeps_its_bone_map(tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "shot.blend"))
     override = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.override_library is not None)
     assert override.animation_data.action.name == name
-    assert bake_job.stored_bone_map(override) is not None
+    assert bone_maps.stored_bone_map(override) is not None
 
 
 def test_a_linked_armature_says_how_to_override_it(tmp_path):

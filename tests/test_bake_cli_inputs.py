@@ -68,6 +68,41 @@ def test_export_bvh_replaces_the_old_file_whole(rig, motion, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.bvh", "o.blend"]
 
 
+@pytest.mark.parametrize("flag", ["--sequence", "--bone-map"])
+def test_a_text_file_that_is_not_utf8_is_one_line(rig, motion, tmp_path, capsys, flag):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("3\tune personne saute \xe0 pieds joints\n".encode("latin-1"))
+    source = ["--prompt", "walk"] if flag == "--sequence" else ["--source", str(motion)]
+    _fails(capsys, ["--rig", str(rig), *source, flag, str(latin), "--out", str(tmp_path / "o.blend")],
+           "is not UTF-8 text")
+    assert not (tmp_path / "o.blend").exists()
+
+
+def test_a_bone_map_preset_replaces_detections_record(rig, motion, tmp_path):
+    """--bone-map stores the user's map: the record of how detection found the old one goes with it
+    (else the editor would show detection's confidence for the preset's joints)."""
+    import json
+
+    from momask_blender.rig.bone_map import save_preset
+    from momask_blender.scene.bone_maps import BONE_MAP_INFO_PROPERTY, detection_for, store_detection
+    from momask_blender.scene.characters import import_rig, pick_armature
+
+    import_rig(rig)
+    obj = pick_armature(None)
+    found = detection_for(obj)
+    store_detection(obj, found)
+    blend = tmp_path / "detected.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    preset = dict(found.bone_map)
+    preset.pop("head")
+    save_preset(tmp_path / "preset.json", preset)
+    args = bake.build_parser().parse_args(["--blend", str(blend), "--armature", obj.name, "--source", str(motion),
+                                           "--bone-map", str(tmp_path / "preset.json"),
+                                           "--out", str(tmp_path / "o.blend")])
+    obj = bake.prepare_scene(args)
+    assert json.loads(obj["momask_bone_map"]) == preset and BONE_MAP_INFO_PROPERTY not in obj.keys()
+
+
 def test_a_zero_byte_npy_source_is_one_line(rig, tmp_path, capsys):
     (tmp_path / "m.npy").write_bytes(b"")
     _fails(capsys, ["--rig", str(rig), "--source", str(tmp_path / "m.npy"), "--out", str(tmp_path / "o.blend")],

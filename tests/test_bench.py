@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_path
 
 KEYS = ("load_s", "cold_process_s", "text_s", "gen_1x196_10_s", "gen_1x196_18_s", "gen_8x196_10_s",
         "gen_1x48_10_s", "inpaint_1x196_s", "rss_after_load_mb", "rss_peak_mb")
@@ -58,3 +58,17 @@ def test_load_benchmark_reports_idle_and_loaded_side_by_side(reference_dir):
     assert report["policies"]["default"]["model_core_policy"] == "applied"
     assert report["policies"]["spin"]["model_core_policy"] == "too late" and report["policies"]["spin"]["env"] == {}
     assert report["policies"]["one_thread"]["threads"] == 1
+
+
+def test_bake_speed_benchmark_runs_and_prints_its_figures(reference_dir):
+    """bench.bake_speed, one repeat: the README quotes its figures, so it must keep running."""
+    rig = shared_path("rigs", "mpfb_mixamo_tpose_cm.fbx")
+    done = subprocess.run([sys.executable, "-m", "bench.bake_speed", "--repeat", "1", "--rig", str(rig)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["frames"] == 196 and report["bones"] > 20
+    for key in ("no_foot_lock", "foot_lock"):
+        assert set(report[key]) == {"read_rig_s", "retarget_s", "keyframes_s", "bake_s"}
+        assert all(v > 0 for v in report[key].values()), key
+    assert report["prompt_to_keyframes_warm_s"] > 0

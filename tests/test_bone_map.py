@@ -109,3 +109,12 @@ def test_presets_round_trip_and_validation(tmp_path):
         map_from_json("{nope")
     with pytest.raises(MomaskError, match="cannot read"):
         load_preset(tmp_path / "missing.json", bones)
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text("the user's file")
+    (tmp_path / "link.json").symlink_to(theirs)
+    with pytest.raises(MomaskError, match="bone map preset .*link.json is a symbolic link"):
+        save_preset(tmp_path / "link.json", names, "mannequin")  # written through inputs.paths: never followed
+    assert theirs.read_text() == "the user's file"
+    (tmp_path / "latin.json").write_bytes('{"pelvis": "H\xfcfte"}'.encode("latin-1"))  # not UTF-8: named
+    with pytest.raises(MomaskError, match="bone map preset .*latin.json is not UTF-8 text"):
+        load_preset(tmp_path / "latin.json", bones)

@@ -144,7 +144,8 @@ INSTALL_SCRIPT = textwrap.dedent("""
     out["after"] = sorted(a.module for a in bpy.context.preferences.addons if "momask" in a.module)
     out["left"] = sorted(n for n in os.listdir(repos[index].directory) if not n.startswith("."))
     print("RESULT " + json.dumps(out), flush=True)
-    if bpy.app.version < (4, 3, 0):  # bpy 4.2 crashes in its own teardown (tests/exit_bpy42.py)
+    if bpy.app.version < (4, 3, 0):  # bpy 4.2 crashes in its own teardown (momask_blender.scene.teardown;
+        # not imported: this script runs the installed extension, not the checkout)
         os._exit(0)
 """)
 

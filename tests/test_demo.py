@@ -125,6 +125,28 @@ def test_random_weights_are_a_loadable_model_in_the_official_layout(tmp_path):
     assert 1.3 < np.ptp(joints[0, :, 1]) < 2.0
 
 
+def test_an_install_without_the_test_helpers_says_how_to_get_weights(tmp_path, monkeypatch):
+    """The extension's wheel has no model_core.testing: no random weights there, a message instead."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model_core.testing.random_weights", None)  # as if absent
+    with pytest.raises(MomaskError, match=r"cannot make the demo's random ones(.|\n)*MOMASK_CHECKPOINTS"):
+        make_random_weights(tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_note_beside_random_weights_never_follows_a_link(tmp_path):
+    """The note is written through model_core.inputs.paths: a dangling link in its place is refused,
+    not followed to write a file somewhere else."""
+    cache = tmp_path / "cache"
+    make_random_weights(cache)
+    (cache / "README_RANDOM_WEIGHTS.txt").unlink()
+    (cache / "README_RANDOM_WEIGHTS.txt").symlink_to(tmp_path / "elsewhere.txt")
+    with pytest.raises(MomaskError, match="note beside the random weights .* is a symbolic link"):
+        make_random_weights(cache)
+    assert not (tmp_path / "elsewhere.txt").exists()
+
+
 # ----------------------------------------------------------------------------- end to end (Blender)
 
 
@@ -198,3 +220,22 @@ def test_demo_bakes_a_motion_file(tmp_path, capsys):
     motion = shared_path("motions", "humanml3d_000612.npy")
     info, _ = _run_demo(["--source", str(motion), "--frames", "2", *TILE, "--out", str(tmp_path / "src")], capsys)
     assert info["weights"] is None and info["frames"] > 200 and Path(info["files"]["png"]).is_file()
+
+
+def test_the_demo_command_exits_zero_on_every_supported_blender(tmp_path):
+    """`python -m momask_blender.demo` as a user runs it: its exit status is its work's, also on the
+    bpy 4.2 module, whose own teardown crashes once the add-on was registered (scene.teardown)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    pytest.importorskip("bpy")
+    motion = shared_path("motions", "momask_sample_a.bvh")
+    done = subprocess.run([sys.executable, "-m", "momask_blender.demo", "--source", str(motion), "--frames", "1",
+                           *TILE, "--out", str(tmp_path / "cli")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout[done.stdout.index("{"):])["files"]["png"] == str(tmp_path / "cli.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.blend", "cli.bvh", "cli.png"]

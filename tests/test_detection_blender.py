@@ -10,8 +10,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from momask_blender.jobs import bake as bake_job  # noqa: E402
-from momask_blender.scene import sources  # noqa: E402
+from momask_blender.scene import bone_maps, sources  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
 from tests.rig_factory import Spec, build, quadruped  # noqa: E402
@@ -32,7 +31,7 @@ def bvh():
 def test_every_shared_rig_maps_to_its_truth(rig):
     truth = json.loads(shared_path("rigs", "truth.json").read_text())[rig]
     obj = bh.load_rig(shared_path("rigs", rig))
-    found = bake_job.detection_for(obj)
+    found = bone_maps.detection_for(obj)
     assert not found.problem
     assert {j: found.bone_map.get(j) for j in truth} == truth
     assert found.unsure() == []
@@ -40,7 +39,7 @@ def test_every_shared_rig_maps_to_its_truth(rig):
 
 def test_the_blocky_minetest_rig_maps_what_it_has():
     obj = bh.load_rig(shared_path("rigs", "minetest_character.blend"))
-    assert bake_job.detect_for(obj) == {"pelvis": "Body", "left_hip": "Leg_Left", "right_hip": "Leg_Right",
+    assert bone_maps.detection_for(obj).bone_map == {"pelvis": "Body", "left_hip": "Leg_Left", "right_hip": "Leg_Right",
                                         "head": "Head", "left_shoulder": "Arm_Left", "right_shoulder": "Arm_Right"}
 
 

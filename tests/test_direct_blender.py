@@ -33,15 +33,15 @@ def ref():
 def blocked(tmp_path_factory):
     """A .blend: the rig at 24 fps with a real motion keyed on every frame (the animator's
     blocking), a Bézier path, and a collection of target empties (a waypoint, a reach)."""
-    from momask_blender.jobs import bake as job
+    from momask_blender.jobs import bake
 
     obj = bh.load_rig(shared_path("rigs", RIG))
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
     scene.frame_set(1)
-    data = job.prepare(bpy.context, obj, prompt="", generation=None, foot_lock=False,
+    data = bake.prepare(bpy.context, obj, prompt="", generation=None, foot_lock=False,
                        source_path=str(shared_path("motions", "momask_sample_a.bvh")))
-    job.apply(bpy.context, job.compute(data))
+    bake.apply(bpy.context, bake.compute(data))
     # targets near where the blocking goes, so they ask for plausible speeds
     at = {f: heads(obj, f) for f in (1, 20, 40, 50, 80)}
     curve = bpy.data.curves.new("Route", "CURVE")

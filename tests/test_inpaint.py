@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from model_core.motion.rotations import axis_angle
 from momask_blender.errors import MomaskError
-from momask_blender.rig import windows as inpaint
+from momask_blender.rig import windows
 from momask_blender.rig.plan import plan_rig
 from momask_blender.rig.resample import interpolate
 from momask_blender.rig.retarget import RetargetOptions, retarget
@@ -36,10 +36,10 @@ def test_range_window_invariants(lo, length, a, b, fps):
     hi = lo + length
     s, e = sorted((lo + int(a * length), lo + int(b * length)))
     try:
-        w = inpaint.plan_range(lo, hi, s, e, fps)
+        w = windows.plan_range(lo, hi, s, e, fps)
     except MomaskError:
         return
-    assert w.frames % 4 == 0 and w.frames <= inpaint.MAX_WINDOW and w.samples == w.frames + 1
+    assert w.frames % 4 == 0 and w.frames <= windows.MAX_WINDOW and w.samples == w.frames + 1
     assert w.edit_start % 4 == 0 and w.edit_end % 4 == 0 and w.edit_end > w.edit_start
     assert w.context_mask().sum() >= 4
     assert list(w.keys) == list(range(s, e + 1))
@@ -53,7 +53,7 @@ def test_range_window_invariants(lo, length, a, b, fps):
 
 
 def test_range_window_example_and_note():
-    w = inpaint.plan_range(1, 95, 33, 62, 24.0)
+    w = windows.plan_range(1, 95, 33, 62, 24.0)
     assert (w.edit_start, w.edit_end) == (w.edit_start, w.edit_start + 28)  # 30 keys = 24.2 model frames → 7 tokens
     assert w.covered() == (33, 66)
     assert w.frames <= 196 and w.first >= 1
@@ -70,12 +70,12 @@ def test_range_window_example_and_note():
 ])
 def test_range_window_errors(args, message):
     with pytest.raises(MomaskError, match=message):
-        inpaint.plan_range(*args)
+        windows.plan_range(*args)
 
 
 @pytest.mark.parametrize("side", ["AFTER", "BEFORE"])
 def test_extension_window(side):
-    w = inpaint.plan_extension(1, 95, 2.0, side, 24.0)
+    w = windows.plan_extension(1, 95, 2.0, side, 24.0)
     assert len(w.keys) == 48 and w.frames % 4 == 0 and w.frames + w.edit_end - w.edit_start <= 196
     if side == "AFTER":
         assert w.keys[0] == 96 and w.anchor == 95 and w.offset == 0 and w.edit_start == w.frames
@@ -92,10 +92,10 @@ def test_extension_window(side):
 @settings(max_examples=200, deadline=None)
 def test_extension_window_invariants(length, seconds, side, fps):
     try:
-        w = inpaint.plan_extension(1, 1 + length, seconds, side, fps)
+        w = windows.plan_extension(1, 1 + length, seconds, side, fps)
     except MomaskError:
         return
-    assert len(w.keys) == round(seconds * fps) and w.frames % 4 == 0 and w.decoded <= inpaint.MAX_WINDOW
+    assert len(w.keys) == round(seconds * fps) and w.frames % 4 == 0 and w.decoded <= windows.MAX_WINDOW
     u = w.blend_positions()
     assert u.min() >= -1e-6 and u.max() <= w.decoded - 1 + 1e-6
     u = w.key_positions()
@@ -107,26 +107,26 @@ def test_extension_window_invariants(length, seconds, side, fps):
                                               (float("nan"), "more than 0")])
 def test_extension_errors(seconds, message):
     with pytest.raises(MomaskError, match=message):
-        inpaint.plan_extension(1, 95, seconds, "AFTER", 24.0)
+        windows.plan_extension(1, 95, seconds, "AFTER", 24.0)
     with pytest.raises(MomaskError, match="shorter than one token"):
-        inpaint.plan_extension(1, 3, 1.0, "AFTER", 24.0)
+        windows.plan_extension(1, 3, 1.0, "AFTER", 24.0)
     with pytest.raises(MomaskError, match="side"):
-        inpaint.plan_extension(1, 95, 1.0, "LEFT", 24.0)
+        windows.plan_extension(1, 95, 1.0, "LEFT", 24.0)
 
 
 def test_ranges_from_keys_and_preview():
-    assert inpaint.range_from_keys(np.array([40.0, 12.0, 33.5])) == (12, 40)
+    assert windows.range_from_keys(np.array([40.0, 12.0, 33.5])) == (12, 40)
     with pytest.raises(MomaskError, match="no keyframes are selected"):
-        inpaint.range_from_keys(np.zeros(0))
-    assert inpaint.range_from_preview(True, 5, 20) == (5, 20)
+        windows.range_from_keys(np.zeros(0))
+    assert windows.range_from_preview(True, 5, 20) == (5, 20)
     with pytest.raises(MomaskError, match="preview range"):
-        inpaint.range_from_preview(False, 5, 20)
+        windows.range_from_preview(False, 5, 20)
 
 
 def test_unmapped_joints_are_listed():
     with pytest.raises(MomaskError, match="left_elbow, right_elbow.*unmapped: .*left_elbow"):
-        inpaint.check_inverse_map({INDEX[j]: i for i, j in enumerate(JOINTS) if "elbow" not in j})
-    inpaint.check_inverse_map({INDEX[j]: i for i, j in enumerate(JOINTS)})
+        windows.check_inverse_map({INDEX[j]: i for i, j in enumerate(JOINTS) if "elbow" not in j})
+    windows.check_inverse_map({INDEX[j]: i for i, j in enumerate(JOINTS)})
 
 
 # ----------------------------------------------------------------------------- rig pose ↔ joints
@@ -149,7 +149,7 @@ def test_rig_pose_round_trip(face_plus_y, scale):
     rig, bmap = a_pose_rig(face_plus_y=face_plus_y, scale=scale)
     plan = plan_rig(rig, bmap)
     bake = retarget(walking_turn(60), plan, RetargetOptions(fps=20.0, foot_lock=False))
-    joints = inpaint.rig_joints(plan, _pose_matrices(plan, bake))
+    joints = windows.rig_joints(plan, _pose_matrices(plan, bake))
     assert joints.shape == (60, 22, 3)
     # the joints are the source's limb directions (HumanML3D axes, any yaw): compare after aligning
     src = walking_turn(60)
@@ -157,7 +157,7 @@ def test_rig_pose_round_trip(face_plus_y, scale):
         d0, d1 = src[:, INDEX[b]] - src[:, INDEX[a]], joints[:, INDEX[b]] - joints[:, INDEX[a]]
         assert np.allclose(np.linalg.norm(d0[:, [1]], axis=1) / np.linalg.norm(d0, axis=1),
                            np.linalg.norm(d1[:, [1]], axis=1) / np.linalg.norm(d1, axis=1), atol=0.05), (a, b)
-    quats, location = inpaint.pose_from_joints(plan, joints)
+    quats, location = windows.pose_from_joints(plan, joints)
     # back on the rig: the same local rotations and root path as the bake
     angle = np.degrees(rotation_angle(np.swapaxes(quat_to_matrix(quats), -1, -2) @ quat_to_matrix(bake.quats)))
     assert angle.mean() < 1.0 and angle.max() < 5.0, (angle.mean(), angle.max())
@@ -166,7 +166,7 @@ def test_rig_pose_round_trip(face_plus_y, scale):
 
 def test_world_deltas_of_rest_are_identity():
     rig, bmap = a_pose_rig(face_plus_y=True, scale=0.01)
-    Q = inpaint.world_deltas(rig.matrices, rig.matrices[None], rig.world)
+    Q = windows.world_deltas(rig.matrices, rig.matrices[None], rig.world)
     assert np.allclose(Q, np.eye(3), atol=1e-9)
 
 
@@ -183,7 +183,7 @@ def _yaw(theta):
 def test_fit_recovers_yaw_and_translation(theta, t):
     moved = walking_turn(12)
     original = moved @ _yaw(theta).T + np.array(t)
-    R, shift = inpaint.fit_yaw_translation(moved, original)
+    R, shift = windows.fit_yaw_translation(moved, original)
     assert np.allclose(moved @ R.T + shift, original, atol=1e-8)
 
 
@@ -193,10 +193,10 @@ def test_put_back_uses_only_context_frames():
     decoded[16:24] += 5.0  # the regenerated part: anything
     context = np.ones(40, bool)
     context[16:24] = False
-    placed = inpaint.put_back(decoded, decoded, original, context)
+    placed = windows.put_back(decoded, decoded, original, context)
     assert np.allclose(placed[context], original[context], atol=1e-8)
     with pytest.raises(MomaskError, match="no context"):
-        inpaint.put_back(decoded, decoded, original, np.zeros(40, bool))
+        windows.put_back(decoded, decoded, original, np.zeros(40, bool))
 
 
 def test_interpolate_positions():
@@ -228,9 +228,9 @@ def test_crossfade_leaves_the_borders_on_the_original():
     angles = np.linspace(0, 1.0, n)
     original = np.stack([np.cos(angles / 2), np.sin(angles / 2), 0 * angles, 0 * angles], 1)
     new = -np.stack([np.cos(angles), 0 * angles, np.sin(angles), 0 * angles], 1)  # other hemisphere
-    w = inpaint.border_weights(n, 6)
+    w = windows.border_weights(n, 6)
     assert w[0] < 0.06 and w[-1] < 0.06 and (w[7:-7] == 1).all()
-    out = inpaint.crossfade(original, new, w)
+    out = windows.crossfade(original, new, w)
     assert (out[0] * original[0]).sum() > 0.99 and (out[-1] * original[-1]).sum() > 0.99
     assert ((out[1:] * out[:-1]).sum(1) > 0.9).all()  # sign-continuous, small steps
     assert np.allclose(np.abs((out[10:20] * new[10:20]).sum(1)), 1)
@@ -240,14 +240,14 @@ def test_offset_fade_joins_the_anchor():
     anchor = np.array([1.0, 0.0, 0.0, 0.0])
     join = np.array([np.cos(0.3), 0.0, np.sin(0.3), 0.0])
     keys = np.tile(join, (10, 1))
-    out = inpaint.fade_offset(anchor, np.concatenate([join[None], keys]), True, 4)
+    out = windows.fade_offset(anchor, np.concatenate([join[None], keys]), True, 4)
     steps = np.degrees(rotation_angle(np.swapaxes(quat_to_matrix(out[:-1]), -1, -2) @ quat_to_matrix(out[1:])))
     first = np.degrees(rotation_angle(quat_to_matrix(out[0]).T @ quat_to_matrix(anchor)))
     assert first < 0.6 * 2 * np.degrees(0.3) and steps.max() < 0.6 * 2 * np.degrees(0.3)
     assert np.allclose(np.abs(out[5:] @ join), 1)
-    before = inpaint.fade_offset(anchor, np.concatenate([keys, join[None]]), False, 4)
+    before = windows.fade_offset(anchor, np.concatenate([keys, join[None]]), False, 4)
     assert np.allclose(before, out[::-1])
-    loc = inpaint.fade_values(np.zeros(3), np.concatenate([np.ones((1, 3)), np.ones((10, 3))]), True, 4)
+    loc = windows.fade_values(np.zeros(3), np.concatenate([np.ones((1, 3)), np.ones((10, 3))]), True, 4)
     assert 0 < loc[0, 0] < 1 and np.allclose(loc[5:], 1)
 
 
@@ -276,9 +276,9 @@ def test_blend_rotation_range_and_extension():
     n = 20
     original = np.zeros((n, 3))
     new = np.array([[np.cos(0.4), 0, 0, np.sin(0.4)]] * n)
-    out = inpaint.blend_rotation("XYZ", original, new, "RANGE", 5, np.zeros(3))
+    out = windows.blend_rotation("XYZ", original, new, "RANGE", 5, np.zeros(3))
     assert abs(out[0, 2]) < 0.06 and abs(out[-1, 2]) < 0.06 and np.allclose(out[8:12, 2], 0.8)
-    ext = inpaint.blend_rotation("XYZ", None, np.concatenate([new[:1], new]), "AFTER", 5, np.zeros(3))
+    ext = windows.blend_rotation("XYZ", None, np.concatenate([new[:1], new]), "AFTER", 5, np.zeros(3))
     assert 0 < ext[0, 2] < 0.4 and np.allclose(ext[6:, 2], 0.8)
     del axis
 
@@ -292,20 +292,20 @@ def test_model_window_on_the_reference(reference_dir):
     model = get_model(str(reference_dir / "checkpoints"), str(reference_dir / "clip" / "ViT-B-32.pt"))
     import model_core
 
-    window = inpaint.plan_range(0, 79, 30, 50, 20.0)
+    window = windows.plan_range(0, 79, 30, 50, 20.0)
     joints = walking_turn(80)[: window.samples] @ _yaw(0.7).T + np.array([1.0, 0.0, -2.0])
-    out = inpaint.model_window(model, window, joints, "a person jumps", seed=1,
+    out = windows.model_window(model, window, joints, "a person jumps", seed=1,
                                settings=model_core.GenerationSettings(steps=2))
     assert out.shape == (window.frames, 22, 3) and np.isfinite(out).all()
     context = window.context_mask()
     placed_err = np.linalg.norm(out[context] - joints[: window.frames][context], axis=-1).mean()
     assert placed_err < np.linalg.norm(joints[: window.frames][context] - joints[0, 0], axis=-1).mean()
-    extension = inpaint.plan_extension(0, 79, 1.0, "BEFORE", 20.0)
-    out = inpaint.model_window(model, extension, walking_turn(80)[: extension.samples], "a person jumps",
+    extension = windows.plan_extension(0, 79, 1.0, "BEFORE", 20.0)
+    out = windows.model_window(model, extension, walking_turn(80)[: extension.samples], "a person jumps",
                                settings=model_core.GenerationSettings(steps=2))
     assert out.shape == (extension.decoded, 22, 3)
     with pytest.raises(MomaskError, match="sampled frames"):
-        inpaint.model_window(model, window, joints[:10], "a person jumps")
+        windows.model_window(model, window, joints[:10], "a person jumps")
 
 
 del axis_angle
@@ -322,5 +322,5 @@ def test_features_round_trip_lands_back_on_the_window():
     assert len(recovered) == 40
     context = np.ones(40, bool)
     context[12:28] = False
-    placed = inpaint.put_back(recovered, recovered, joints[:40], context)
+    placed = windows.put_back(recovered, recovered, joints[:40], context)
     assert np.abs(placed - joints[:40]).max() < 0.05  # only the uniform skeleton's bone lengths differ

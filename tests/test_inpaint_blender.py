@@ -30,15 +30,15 @@ def model_paths():
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory):
     """{rig: .blend path} with the sample BVH baked onto each rig (the armature selected)."""
-    from momask_blender.jobs import bake as job
+    from momask_blender.jobs import bake
 
     bvh = shared_path("motions", "momask_sample_a.bvh")
     out = {}
     for rig in RIGS:
         obj = bh.load_rig(shared_path("rigs", rig))
-        data = job.prepare(bpy.context, obj, prompt="", generation=None, source_path=str(bvh), root_motion="full",
+        data = bake.prepare(bpy.context, obj, prompt="", generation=None, source_path=str(bvh), root_motion="full",
                            foot_lock=True)
-        job.apply(bpy.context, job.compute(data))
+        bake.apply(bpy.context, bake.compute(data))
         bh.activate(obj)
         path = tmp_path_factory.mktemp("baked") / f"{rig}.blend"
         bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
@@ -173,7 +173,7 @@ def test_extend_continues_the_animation(side, baked, model_paths):
 
 def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
     from model_core.generation.timeline import seam_speeds
-    from momask_blender.ui import timeline_ops as inpaint_ops
+    from momask_blender.ui import timeline_ops
 
     obj = open_baked(baked[RIGS[0]])
     fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
@@ -183,7 +183,7 @@ def test_long_motion_and_prompt_sequence_are_seamless(baked, model_paths):
         bh.activate(obj)
         assert bpy.ops.momask.generate_sequence(seed=2, steps=STEPS, foot_lock=False, **kw, **model_paths) \
             == {"FINISHED"}
-        result = inpaint_ops.last_result
+        result = timeline_ops.last_result
         joints = result["job"].joints[0]
         assert len(joints) == int(seconds * 20) // 4 * 4 and result["seams"]
         report = seam_speeds(joints, result["seams"])

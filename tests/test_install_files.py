@@ -165,6 +165,24 @@ def test_clip_with_a_pinned_hash_is_verified(tmp_path: Path) -> None:
     assert tree(tmp_path / "user") == ["clip", "clip/ViT-B-32.pt"]
 
 
+def test_installing_clip_from_a_file_keeps_a_resumable_download_beside_it(tmp_path: Path) -> None:
+    """The download resumes from `ViT-B-32.pt.part`: an install from a file (which may be refused)
+    writes a temporary file of its own and leaves that one as it is."""
+    from momask_blender.setup.download import part_path
+
+    root = tmp_path / "user"
+    partial = part_path(root / assets.CLIP_REL)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"the first megabytes of a download")
+    fake = make_zip(tmp_path / "ViT-B-32.pt", {"archive/data.pkl": b"x"})
+    with pytest.raises(InstallError, match="is not OpenAI's ViT-B/32"):
+        install_clip(fake, root)
+    assert partial.read_bytes() == b"the first megabytes of a download"
+    dest = install_clip(fake, root, sha256=None)
+    assert dest.read_bytes() == fake.read_bytes() and partial.read_bytes() == b"the first megabytes of a download"
+    assert tree(root) == ["clip", "clip/ViT-B-32.pt", "clip/ViT-B-32.pt.part"]
+
+
 def test_clip_must_be_a_torchscript_archive(tmp_path: Path) -> None:
     bad = tmp_path / "ViT-B-32.pt"
     bad.write_bytes(b"<html>not a model</html>")
@@ -175,7 +193,7 @@ def test_clip_must_be_a_torchscript_archive(tmp_path: Path) -> None:
 def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch) -> None:
     import os
 
-    from momask_blender.setup import install as install_files
+    from momask_blender.setup import install
 
     ref = shared_path("reference")
     root = tmp_path / "user"
@@ -191,9 +209,9 @@ def test_a_failed_update_keeps_the_previous_install(tmp_path: Path, monkeypatch)
                 raise OSError("disk full")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(install_files.os, "replace", failing_replace)
+    monkeypatch.setattr(install.os, "replace", failing_replace)
     with pytest.raises(InstallError, match="previous files are kept"):
         install_checkpoints_folder(ref / "checkpoints", root, release=None)
-    monkeypatch.setattr(install_files.os, "replace", real_replace)
+    monkeypatch.setattr(install.os, "replace", real_replace)
     assert tree(root) == before
     assert assets.all_present(assets.check_assets(root, assets.discover_release(root / PREFIX))[:-1])

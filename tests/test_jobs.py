@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from momask_blender.errors import MomaskError
-from momask_blender.jobs import worker as jobs
-from momask_blender.rig import bone_map
-from momask_blender.rig import bone_rows as bone_map_edit
+from momask_blender.jobs import worker
+from momask_blender.rig import bone_map, bone_rows
 from momask_blender.rig.bone_map import BoneInfo, load_preset, save_preset
 from momask_blender.rig.skeleton import JOINTS
 from momask_blender.scene import variations
@@ -23,68 +22,69 @@ from momask_blender.setup import model_status
 
 
 def test_a_job_goes_through_its_states_in_order():
-    s = jobs.JobState(label="MoMask")
-    assert s.state == jobs.IDLE and not s.active
+    s = worker.JobState(label="MoMask")
+    assert s.state == worker.IDLE and not s.active
     s.start()
-    s.handle(jobs.Progress(jobs.LOADING_STAGE, 0.0))
-    assert s.state == jobs.LOADING and "loading model" in s.status_text()
-    s.handle(jobs.Progress("text", 0.0))
-    s.handle(jobs.Progress("base tokens", 0.4))
-    assert (s.state, s.stage, s.fraction) == (jobs.RUNNING, "base tokens", 0.4)
+    s.handle(worker.Progress(worker.LOADING_STAGE, 0.0))
+    assert s.state == worker.LOADING and "loading model" in s.status_text()
+    s.handle(worker.Progress("text", 0.0))
+    s.handle(worker.Progress("base tokens", 0.4))
+    assert (s.state, s.stage, s.fraction) == (worker.RUNNING, "base tokens", 0.4)
     assert s.status_text() == "MoMask: base tokens 40% (Esc to cancel)"
-    s.handle(jobs.Finished("result"))
-    assert s.state == jobs.APPLYING and s.result == "result" and s.active
+    s.handle(worker.Finished("result"))
+    assert s.state == worker.APPLYING and s.result == "result" and s.active
     s.applied("done it")
-    assert (s.state, s.message, s.fraction, s.result) == (jobs.DONE, "done it", 1.0, None)
+    assert (s.state, s.message, s.fraction, s.result) == (worker.DONE, "done it", 1.0, None)
     assert not s.active and s.finished
     s.start()  # a finished job may run again, from a clean slate
-    assert (s.state, s.message, s.fraction) == (jobs.RUNNING, "", 0.0)
+    assert (s.state, s.message, s.fraction) == (worker.RUNNING, "", 0.0)
 
 
-@pytest.mark.parametrize("end, state", [(jobs.Failed("no armature"), jobs.FAILED), (jobs.Stopped(), jobs.CANCELLED)])
+@pytest.mark.parametrize("end, state", [(worker.Failed("no armature"), worker.FAILED),
+                                        (worker.Stopped(), worker.CANCELLED)])
 def test_failed_and_cancelled_runs_end_and_ignore_late_messages(end, state):
-    s = jobs.JobState(label="MoMask")
+    s = worker.JobState(label="MoMask")
     s.start()
-    s.handle(jobs.Progress("decode", 0.9))
+    s.handle(worker.Progress("decode", 0.9))
     s.handle(end)
     assert s.state == state and s.finished
-    assert s.message == ("no armature" if state == jobs.FAILED else "MoMask cancelled")
-    s.handle(jobs.Progress("decode", 1.0))
-    s.handle(jobs.Finished(1))
+    assert s.message == ("no armature" if state == worker.FAILED else "MoMask cancelled")
+    s.handle(worker.Progress("decode", 1.0))
+    s.handle(worker.Finished(1))
     assert s.state == state and s.result is None
 
 
 def test_illegal_transitions_are_refused():
-    s = jobs.JobState()
-    with pytest.raises(jobs.TransitionError):
-        s.to(jobs.DONE)
+    s = worker.JobState()
+    with pytest.raises(worker.TransitionError):
+        s.to(worker.DONE)
     s.start()
-    with pytest.raises(jobs.TransitionError):
+    with pytest.raises(worker.TransitionError):
         s.applied("too early")  # only after the result arrived
-    s.handle(jobs.Finished(None))
-    with pytest.raises(jobs.TransitionError):
-        s.to(jobs.CANCELLED)  # applying runs on the main thread: nothing cancels it halfway
-    for state, targets in jobs.TRANSITIONS.items():
-        assert set(targets) <= set(jobs.STATES), state
+    s.handle(worker.Finished(None))
+    with pytest.raises(worker.TransitionError):
+        s.to(worker.CANCELLED)  # applying runs on the main thread: nothing cancels it halfway
+    for state, targets in worker.TRANSITIONS.items():
+        assert set(targets) <= set(worker.STATES), state
 
 
 def test_progress_never_goes_back_and_stays_within_bounds():
-    s = jobs.JobState()
+    s = worker.JobState()
     s.start()
     for stage, f in [("text", 0.0), ("base tokens", 0.5), ("base tokens", 0.3), ("decode", 7.0)]:
-        s.handle(jobs.Progress(stage, f))
+        s.handle(worker.Progress(stage, f))
     assert s.fraction == 1.0 and s.stage == "decode"
 
 
 def test_status_text_says_what_happens():
-    s = jobs.JobState(label="MoMask")
+    s = worker.JobState(label="MoMask")
     s.start()
-    s.handle(jobs.Progress(jobs.LOADING_STAGE, 0.0))
+    s.handle(worker.Progress(worker.LOADING_STAGE, 0.0))
     assert s.status_text(now=s.started + 3.2) == "MoMask: loading model… 3 s (Esc to cancel)"
-    s.handle(jobs.Progress("residual layers", 0.7))
+    s.handle(worker.Progress("residual layers", 0.7))
     s.cancel_requested = True
     assert s.status_text() == "MoMask: cancelling…"
-    s.handle(jobs.Stopped())
+    s.handle(worker.Stopped())
     assert s.status_text() == "MoMask cancelled"
 
 
@@ -93,25 +93,25 @@ def test_status_text_says_what_happens():
 
 def test_drain_folds_everything_queued_without_blocking():
     q: queue.Queue = queue.Queue()
-    s = jobs.JobState()
+    s = worker.JobState()
     s.start()
-    assert jobs.drain(q, s) == []
+    assert worker.drain(q, s) == []
     for k in range(5):
-        q.put(jobs.Progress("base tokens", k / 10))
-    q.put(jobs.Finished(42))
-    msgs = jobs.drain(q, s)
-    assert len(msgs) == 6 and s.state == jobs.APPLYING and s.result == 42 and q.empty()
+        q.put(worker.Progress("base tokens", k / 10))
+    q.put(worker.Finished(42))
+    msgs = worker.drain(q, s)
+    assert len(msgs) == 6 and s.state == worker.APPLYING and s.result == 42 and q.empty()
     for _ in range(5):
-        q.put(jobs.Progress("x", 0.0))
-    assert len(jobs.drain(q, s, limit=2)) == 2 and q.qsize() == 3
+        q.put(worker.Progress("x", 0.0))
+    assert len(worker.drain(q, s, limit=2)) == 2 and q.qsize() == 3
 
 
-def _run_until_done(worker: jobs.Worker, state: jobs.JobState, timeout: float = 10.0) -> list:
+def _run_until_done(running: worker.Worker, state: worker.JobState, timeout: float = 10.0) -> list:
     """What modal() does on each timer event, without Blender."""
     seen, deadline = [], time.monotonic() + timeout
-    while not (state.finished or state.state == jobs.APPLYING):
+    while not (state.finished or state.state == worker.APPLYING):
         assert time.monotonic() < deadline, "worker did not finish"
-        seen += jobs.drain(worker.queue, state)
+        seen += worker.drain(running.queue, state)
         time.sleep(0.005)
     return seen
 
@@ -125,13 +125,13 @@ def test_worker_reports_progress_then_the_result_from_another_thread():
             progress("base tokens", k / 4)
         return "motion"
 
-    s = jobs.JobState()
+    s = worker.JobState()
     s.start()
-    w = jobs.Worker(compute).start()
+    w = worker.Worker(compute).start()
     seen = _run_until_done(w, s)
     assert threads[0] is not threading.main_thread()
-    assert [m.fraction for m in seen if isinstance(m, jobs.Progress)] == [0, 0.25, 0.5, 0.75]
-    assert isinstance(seen[-1], jobs.Finished) and s.result == "motion"
+    assert [m.fraction for m in seen if isinstance(m, worker.Progress)] == [0, 0.25, 0.5, 0.75]
+    assert isinstance(seen[-1], worker.Finished) and s.result == "motion"
     assert w.join(2)
 
 
@@ -148,14 +148,14 @@ def test_cancel_stops_the_worker_at_its_next_report_and_drops_the_result():
             reached.append(k)
         return "never used"
 
-    s = jobs.JobState()
+    s = worker.JobState()
     s.start()
-    w = jobs.Worker(compute).start()
+    w = worker.Worker(compute).start()
     assert started.wait(5)
     w.cancel()
     release.set()
     seen = _run_until_done(w, s)
-    assert s.state == jobs.CANCELLED and reached == [] and isinstance(seen[-1], jobs.Stopped)
+    assert s.state == worker.CANCELLED and reached == [] and isinstance(seen[-1], worker.Stopped)
     assert s.result is None
 
 
@@ -167,12 +167,12 @@ def test_cancel_after_the_last_report_still_drops_the_result():
         done.wait(5)
         return "late"
 
-    w = jobs.Worker(compute).start()
+    w = worker.Worker(compute).start()
     w.cancel()
     done.set()
     assert w.join(5)
     msgs = list(w.queue.queue)
-    assert isinstance(msgs[-1], jobs.Stopped)
+    assert isinstance(msgs[-1], worker.Stopped)
 
 
 def test_a_computation_that_stops_its_own_way_counts_as_cancelled():
@@ -185,11 +185,11 @@ def test_a_computation_that_stops_its_own_way_counts_as_cancelled():
             time.sleep(0.001)
         raise DownloadCancelled("stopped")
 
-    w = jobs.Worker(compute).start()
+    w = worker.Worker(compute).start()
     time.sleep(0.02)
     w.cancel()
     assert w.join(5)
-    assert isinstance(list(w.queue.queue)[-1], jobs.Stopped)
+    assert isinstance(list(w.queue.queue)[-1], worker.Stopped)
 
 
 def test_expected_errors_give_their_message_and_bugs_say_internal_error(capsys):
@@ -199,28 +199,28 @@ def test_expected_errors_give_their_message_and_bugs_say_internal_error(capsys):
     def bug(progress):
         return {}["missing"]
 
-    assert jobs.run_sync(user_error, expected=(MomaskError,)) == \
-        jobs.Failed("the prompt is empty: describe the motion in a sentence")
-    failed = jobs.run_sync(bug, expected=(MomaskError,))
+    assert worker.run_sync(user_error, expected=(MomaskError,)) == \
+        worker.Failed("the prompt is empty: describe the motion in a sentence")
+    failed = worker.run_sync(bug, expected=(MomaskError,))
     assert failed.internal and failed.message.startswith("internal error") and "KeyError" in failed.message
     assert "Traceback" in capsys.readouterr().err  # the bug's traceback goes to the console
 
 
 def test_run_sync_reports_progress_and_returns_the_result():
     got = []
-    out = jobs.run_sync(lambda p: (p("text", 0.0), p("decode", 0.9), "m")[-1], on_progress=lambda s, f: got.append(s))
-    assert out == jobs.Finished("m") and got == ["text", "decode"]
+    out = worker.run_sync(lambda p: (p("text", 0.0), p("decode", 0.9), "m")[-1], on_progress=lambda s, f: got.append(s))
+    assert out == worker.Finished("m") and got == ["text", "decode"]
 
 
 def test_scaled_and_byte_progress():
     got = []
-    part = jobs.scaled(lambda s, f: got.append((s, round(f, 3))), 0.3, 1.0)
+    part = worker.scaled(lambda s, f: got.append((s, round(f, 3))), 0.3, 1.0)
     part("models", 0.0)
     part("models", 0.5)
     part("models", 2.0)
     assert got == [("models", 0.3), ("models", 0.65), ("models", 1.0)]
     got.clear()
-    report = jobs.bytes_progress(lambda s, f: got.append((s, f)), "ViT-B-32.pt")
+    report = worker.bytes_progress(lambda s, f: got.append((s, f)), "ViT-B-32.pt")
     report(2**20, 4 * 2**20)
     report(3 * 2**20, None)
     assert got == [("ViT-B-32.pt 1/4 MB", 0.25), ("ViT-B-32.pt 3 MB", 0.0)]
@@ -235,8 +235,6 @@ def test_variation_seeds_labels_and_indices():
     assert es == [variations.Entry("walk v1", 7), variations.Entry("walk v2", 8)]
     assert variations.label(1, es[1]) == "v2  ·  seed 8"
     assert variations.clamp(5, 3) == 2 and variations.clamp(-1, 3) == 0 and variations.clamp(4, 0) == 0
-    assert variations.index_of(["a", "b"], "b") == 1 and variations.index_of(["a"], "z") == -1
-    assert variations.index_of(["a"], None) == -1
 
 
 def test_removing_the_other_variations_keeps_the_chosen_one_and_what_others_use():
@@ -257,54 +255,54 @@ NAMES = [b.name for b in BONES]
 
 def test_set_joint_assigns_clears_and_moves_a_bone_between_joints():
     bmap = {"pelvis": "Hips", "left_hip": "LeftUpLeg"}
-    new, moved = bone_map_edit.set_joint(bmap, "right_hip", "RightUpLeg", NAMES)
+    new, moved = bone_rows.set_joint(bmap, "right_hip", "RightUpLeg", NAMES)
     assert new == {"pelvis": "Hips", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg"} and moved is None
-    new, moved = bone_map_edit.set_joint(new, "spine1", "LeftUpLeg", NAMES)
+    new, moved = bone_rows.set_joint(new, "spine1", "LeftUpLeg", NAMES)
     assert moved == "left_hip" and "left_hip" not in new and new["spine1"] == "LeftUpLeg"
     assert list(new) == [j for j in JOINTS if j in new]  # always in joint order
-    new, _ = bone_map_edit.set_joint(new, "pelvis", "", NAMES)
+    new, _ = bone_rows.set_joint(new, "pelvis", "", NAMES)
     assert "pelvis" not in new
     assert bmap == {"pelvis": "Hips", "left_hip": "LeftUpLeg"}  # the input is never changed
     with pytest.raises(MomaskError, match="no bone 'Tail'"):
-        bone_map_edit.set_joint(bmap, "head", "Tail", NAMES)
+        bone_rows.set_joint(bmap, "head", "Tail", NAMES)
     with pytest.raises(MomaskError, match="unknown joint"):
-        bone_map_edit.set_joint(bmap, "tail", "Head", NAMES)
+        bone_rows.set_joint(bmap, "tail", "Head", NAMES)
 
 
 def test_rows_flag_missing_and_required_joints():
-    rows = bone_map_edit.rows({"pelvis": "Hips", "head": "Head"})
+    rows = bone_rows.rows({"pelvis": "Hips", "head": "Head"})
     assert [r.joint for r in rows] == list(JOINTS) and len(rows) == 22
     by = {r.joint: r for r in rows}
     assert not by["pelvis"].missing and by["pelvis"].required
     assert by["left_hip"].missing and by["left_hip"].required
     assert by["left_wrist"].missing and not by["left_wrist"].required
     assert bone_map.missing_required({"pelvis": "Hips"}) == ["left_hip", "right_hip"]
-    line = bone_map_edit.summary({"pelvis": "Hips", "head": "Head"}, "stored")
+    line = bone_rows.summary({"pelvis": "Hips", "head": "Head"}, "stored")
     assert line.startswith("2 of 22 joints mapped (stored); missing: left_hip, right_hip")
 
 
 def test_the_editor_shows_the_stored_map_first_else_the_detected_one():
-    detected, source, problems = bone_map_edit.effective_map(None, BONES)
-    assert source == bone_map_edit.DETECTED and detected["pelvis"] == "Hips" and problems == []
+    found = bone_rows.effective(None, BONES)
+    detected, source, problems = found.bone_map, found.source, found.problems
+    assert source == bone_rows.DETECTED and detected["pelvis"] == "Hips" and problems == []
     stored = json.dumps({"pelvis": "Hips", "head": "Gone", "tail": "Prop", "spine1": "Hips"})
-    shown, source, problems = bone_map_edit.effective_map(stored, BONES)
-    assert source == bone_map_edit.STORED and shown == {"pelvis": "Hips"}
-    assert problems == ["head: no bone 'Gone'", "unknown joint 'tail'", "spine1: bone 'Hips' is already pelvis"]
-    shown, source, problems = bone_map_edit.effective_map("{not json", BONES)
-    assert source == bone_map_edit.DETECTED and "JSON" in problems[0]
+    shown = bone_rows.effective(stored, BONES)
+    assert shown.source == bone_rows.STORED and shown.bone_map == {"pelvis": "Hips"}
+    assert shown.problems == ["head: no bone 'Gone'", "unknown joint 'tail'", "spine1: bone 'Hips' is already pelvis"]
+    shown = bone_rows.effective("{not json", BONES)
+    assert shown.source == bone_rows.DETECTED and "JSON" in shown.problems[0]
 
 
 def test_presets_round_trip_and_get_safe_file_names(tmp_path: Path):
-    bmap, _ = bone_map_edit.set_joint({"pelvis": "Hips"}, "left_hip", "LeftUpLeg", NAMES)
-    name = bone_map_edit.preset_name("../rig: Hero/1")
+    bmap, _ = bone_rows.set_joint({"pelvis": "Hips"}, "left_hip", "LeftUpLeg", NAMES)
+    name = bone_rows.preset_name("../rig: Hero/1")
     assert "/" not in name and name.endswith(".json") and not name.startswith(".")
-    assert bone_map_edit.preset_name("") == "bone_map.json"
+    assert bone_rows.preset_name("") == "bone_map.json"
     save_preset(tmp_path / name, bmap, "Hero")
-    assert bone_map_edit.list_presets(tmp_path) == [tmp_path / name]
+    assert sorted(tmp_path.glob("*.json")) == [tmp_path / name]  # written under its safe name
     assert load_preset(tmp_path / name, NAMES) == bmap
     with pytest.raises(MomaskError, match="does not have"):
         load_preset(tmp_path / name, ["Hips"])  # a preset for another rig: refused, with the reason
-    assert bone_map_edit.list_presets(tmp_path / "none") == []
 
 
 # ----------------------------------------------------------------------------- preferences' status lines

@@ -1,8 +1,8 @@
 """The add-on's local server process (no Blender needed): a failed start is a clear status line."""
 from __future__ import annotations
 
+import signal
 import sys
-import time
 
 import pytest
 
@@ -33,6 +33,7 @@ def test_start_refuses_a_missing_interpreter(tmp_path):
 
 def test_stop_ends_a_running_server(tmp_path):
     server = local_server.start(sys.executable, str(tmp_path), str(tmp_path / "no.pt"), "cpu", tmp_path / "cache")
-    started = time.monotonic()
     local_server.stop()
-    assert server.process.poll() is not None and time.monotonic() - started < 15
+    # ended by the polite signal (or on its own), not killed after stop() gave up waiting
+    assert server.process.poll() is not None and server.process.returncode != -signal.SIGKILL
+    assert local_server.current() is None

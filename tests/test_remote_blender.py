@@ -99,11 +99,9 @@ out["torch_imported"] = "torch" in sys.modules
 addon_utils.disable("momask_blender")
 out["server_stopped"] = server.process.poll() is not None and local_server.current() is None
 print("RESULT " + json.dumps(out))
-if bpy.app.version < (4, 3, 0):  # the bpy 4.2 module crashes in its own teardown: see tests/exit_bpy42.py
-    import os
+from momask_blender.scene.teardown import leave_if_teardown_crashes
 
-    sys.stdout.flush()
-    os._exit(0)
+leave_if_teardown_crashes(0)  # the bpy 4.2 module crashes in its own teardown
 '''
 
 
@@ -169,7 +167,7 @@ def test_the_preferences_show_what_each_place_needs():
 
 
 BAKE_WITHOUT_TORCH = r'''
-import runpy, sys
+import sys
 
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
@@ -177,11 +175,12 @@ class NoTorch:
             raise ImportError("PyTorch is not installed here")
 
 sys.meta_path.insert(0, NoTorch())
-sys.argv = ["momask_blender.bake", *sys.argv[1:]]
-try:
-    runpy.run_module("momask_blender.bake", run_name="__main__")
-except SystemExit as done:
-    print("EXIT", done.code, "TORCH", "torch" in sys.modules)
+from momask_blender import bake
+from momask_blender.scene.teardown import exit_process
+
+code = bake.main(sys.argv[1:])  # what `python -m momask_blender.bake` runs, then its way out
+print("EXIT", code, "TORCH", "torch" in sys.modules, flush=True)
+exit_process(code)
 '''
 
 

@@ -22,12 +22,12 @@ from tests.conftest import shared_path  # noqa: E402
 def walker():
     """The plain HumanML3D-skeleton rig (no mesh) walking 2 m toward -Y and moving its left arm up or
     down (about whichever of the bone's own axes does that)."""
-    from momask_blender.jobs.bake import detect_for
+    from momask_blender.scene.bone_maps import detection_for
     from momask_blender.scene.characters import build_plain_rig
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     obj = build_plain_rig()
-    bmap = detect_for(obj)
+    bmap = detection_for(obj).bone_map
     hips, arm = obj.pose.bones[bmap["pelvis"]], obj.pose.bones[bmap["left_shoulder"]]
     arm.rotation_mode = "XYZ"
     wrist = obj.pose.bones[bmap["left_wrist"]]
@@ -154,6 +154,32 @@ def test_movie_of_the_whole_motion(walker, tmp_path):
     first = px.reshape(64, 64, 4)[..., :3]
     assert np.abs(first - render.BACKGROUND).max(-1).mean() > 0.05   # something drawn on the background
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
+
+
+def test_a_picture_is_written_whole_and_touches_no_other_file(tmp_path):
+    """Written through model_core.inputs.paths: a file beside the target that happens to have the
+    name a temporary file once had is the user's, and stays."""
+    theirs = tmp_path / "pic.png.part.png"
+    theirs.write_bytes(b"the user's file")
+    rgb = np.zeros((4, 6, 3))
+    rgb[..., 0] = 1.0
+    render.write_png(tmp_path / "pic.png", rgb)
+    assert theirs.read_bytes() == b"the user's file"
+    img = render.read_image(tmp_path / "pic.png")
+    assert img.shape == (4, 6, 4) and np.allclose(img[..., :3], rgb)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.png", "pic.png.part.png"]
+
+
+def test_a_movie_aimed_at_a_folder_is_refused_before_rendering(walker, tmp_path):
+    if not bpy.app.build_options.codec_ffmpeg:
+        pytest.skip("this Blender has no FFmpeg (test_movie_of_the_whole_motion checks its message)")
+    obj, bmap = walker
+    before = fingerprint(obj)
+    (tmp_path / "movies").mkdir()
+    with pytest.raises(MomaskError, match="movie .*movies is a folder"):
+        render.render_movie(bpy.context.scene, obj, tmp_path / "movies", bone_map=bmap, size=(32, 32),
+                            frame_range=(1, 2))
+    assert fingerprint(obj) == before and not list((tmp_path / "movies").iterdir())
 
 
 def test_a_blender_without_ffmpeg_is_told_to_ask_for_a_png(monkeypatch):

@@ -25,8 +25,8 @@ bpy = pytest.importorskip("bpy")
 
 import momask_blender  # noqa: E402
 from momask_blender.jobs import modal, model_cache  # noqa: E402
-from momask_blender.jobs.bake import BONE_MAP_PROPERTY  # noqa: E402
 from momask_blender.rig.skeleton import JOINTS  # noqa: E402
+from momask_blender.scene.bone_maps import BONE_MAP_PROPERTY  # noqa: E402
 from momask_blender.ui import operators, preferences  # noqa: E402
 from tests import blender_helpers as bh  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
@@ -196,6 +196,27 @@ def test_operators_default_to_the_official_settings(addon):
         assert rna["residual_guidance"].default == pytest.approx(want), op.idname()
 
 
+def test_choices_are_the_ones_the_code_acts_on(addon):
+    """Root motions are the retarget's everywhere (sidebar, operators, command line), with one set of
+    labels; the Add Target menu offers a waypoint and exactly the reach targets directing knows."""
+    from momask_blender.bake import build_parser
+    from momask_blender.rig.directing import REACH_JOINTS
+    from momask_blender.rig.retarget import ROOT_MOTIONS
+    from momask_blender.scene.directing import WAYPOINT
+
+    def items(op, prop):
+        return [(i.identifier, i.name) for i in op.get_rna_type().properties[prop].enum_items]
+
+    generate = items(bpy.ops.momask.generate, "root_motion")
+    assert [i for i, _ in generate] == list(ROOT_MOTIONS)
+    assert items(bpy.ops.momask.generate_sequence, "root_motion") == generate
+    sidebar = bpy.context.scene.momask.bl_rna.properties["root_motion"].enum_items
+    assert [(i.identifier, i.name) for i in sidebar] == generate
+    assert tuple(build_parser()._option_string_actions["--root-motion"].choices) == tuple(ROOT_MOTIONS)
+    targets = items(bpy.ops.momask.add_target, "kind")
+    assert [i for i, _ in targets] == [WAYPOINT, *REACH_JOINTS] and ("LEFT_HAND", "Left Hand") in targets
+
+
 def test_panel_polls(rig):
     context = bpy.context
     types = bpy.types
@@ -240,6 +261,24 @@ def test_generate_from_the_sidebar_settings_with_variations(rig, generate):
     assert rig.animation_data.action.name == names[1] and len(settings.variation_items) == 0
     assert not bpy.data.actions[names[1]].use_fake_user and bpy.data.actions[names[1]].users == 1
     assert not bpy.types.MOMASK_OT_remove_other_variations.poll(bpy.context)
+
+
+def test_the_threads_preference_applies_to_every_job_that_runs_the_model(rig, generate):
+    """Generate, Extend and Generate Sequence all run the model on the Threads the preferences set."""
+    import torch
+
+    before = torch.get_num_threads()
+    prefs().threads = 1
+    try:
+        for run in (lambda: generate(),
+                    lambda: bpy.ops.momask.extend(prompt="a person walks", seconds=0.5, seed=1, steps=2),
+                    lambda: bpy.ops.momask.generate_sequence(prompt="a person walks", seconds=0.5, steps=2)):
+            torch.set_num_threads(3)  # whatever ran before: the job sets its own
+            assert run() == {"FINISHED"}
+            assert torch.get_num_threads() == 1
+    finally:
+        prefs().threads = 0
+        torch.set_num_threads(before)
 
 
 def test_each_action_is_one_undoable_operator():

@@ -4,6 +4,9 @@ Every output goes to a temporary file beside the target and is renamed over it o
 complete, so a full disk, a crash or a cancel leaves the previous file (or none) and no partial
 one. A target that exists must be a regular file: a folder, a device (`/dev/full`), a pipe or a
 symbolic link is refused with a message rather than replaced by our file.
+
+Text files we are given (presets, prompt lists) are read whole as UTF-8 by `read_text`: a missing
+file, a folder or bytes that are not UTF-8 are a message naming the file, never a traceback.
 """
 from __future__ import annotations
 
@@ -137,6 +140,20 @@ def remove_leftovers(folder) -> list[Path]:
                 leftover.unlink()
                 removed.append(leftover)
     return removed
+
+
+def read_text(path, what: str = "file") -> str:
+    """The whole text of `path` (UTF-8), or a ModelError naming the `what`, the file and why not."""
+    if path is None or not str(path).strip():
+        raise ModelError(f"no {what} given: name the file to read")
+    target = Path(path).expanduser()
+    try:
+        return target.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelError(f"the {what} {target} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                         f"{err.start}): save it as UTF-8") from None
+    except OSError as err:
+        raise ModelError(f"cannot read the {what} {target}: {_reason(err)}") from None
 
 
 def _reason(err: OSError) -> str:

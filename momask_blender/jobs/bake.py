@@ -5,7 +5,6 @@ the synchronous operator and the command line call the three in a row.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,15 @@ from ..errors import MomaskError
 from ..rig.plan import RigPlan, plan_rig
 from ..rig.retarget import Bake, RetargetOptions, retarget
 from ..rig.skeleton import FPS, JOINTS
+from ..scene.bone_maps import (
+    BONE_MAP_PROPERTY,
+    detection_for,
+    resolve_bone_map,
+    store_bone_map,
+    store_detection,
+    stored_bone_map,
+)
 
-BONE_MAP_PROPERTY = "momask_bone_map"
-BONE_MAP_INFO_PROPERTY = "momask_bone_map_info"  # per joint: how it was found, how sure
 MAX_PROMPT_NAME = 60
 
 
@@ -42,6 +47,7 @@ class Generation:
     token: str = field(default="", repr=False)  # the server's token (from the preferences, never saved in scenes)
     local_server: bool = False                  # the server is the add-on's own (setup.local_server), maybe starting
     residual_temperature: float = 1.0           # the official default; only the command line sets it
+    threads: int = 0                            # CPU threads of a model run here (the Threads preference); 0: PyTorch's
 
     def check_model(self) -> None:
         """The model can be reached: its local files are there, or a server address is given."""
@@ -99,77 +105,13 @@ class BakeJob:
     reaches: list = field(default_factory=list)  # (scene frame, joint, world target): met on the rig's own limbs
     key_frames: list = field(default_factory=list)  # scene frames of keyed poses (the rig's reach fix leaves them)
 
+    @property
+    def motion_fps(self) -> float:
+        """The frame rate of `joints`: the motion file's, or the model's 20 fps."""
+        return self.source_fps if self.source is not None else FPS
+
 
 # ----------------------------------------------------------------------------- prepare (bpy)
-
-
-def detection_for(obj):
-    """What detection finds on an armature (`bone_map.Detection`): on a generated Rigify rig it
-    names the deform bones (see rigify_rig), on any other rig the bones themselves. Remembered per
-    rest pose: the sidebar asks on every redraw."""
-    from ..rig.bone_rows import detected
-    from ..scene.rig_reader import bone_infos
-    from ..scene.rigify_rig import deform_infos, is_generated
-
-    return detected(deform_infos(obj) if is_generated(obj) else bone_infos(obj))
-
-
-def detect_for(obj) -> dict[str, str]:
-    return detection_for(obj).bone_map
-
-
-OVERRIDE_MAPS = "momask_override_bone_maps"  # Scene property: bone maps of library-overridden armatures
-
-
-def store_bone_map(obj, bone_map: dict[str, str]) -> None:
-    """Keep the map on the armature object. A library override cannot save a property its library
-    lacks, so its map is also kept in the scenes that hold it (local data), keyed by its name."""
-    import bpy
-
-    from ..rig.bone_map import map_to_json
-
-    text = map_to_json(bone_map)
-    obj[BONE_MAP_PROPERTY] = text
-    if obj.override_library is not None:
-        for scene in bpy.data.scenes:
-            if scene.library is None and obj.name in scene.objects:
-                maps = dict(scene.get(OVERRIDE_MAPS, {}))
-                maps[obj.name] = text
-                scene[OVERRIDE_MAPS] = maps
-
-
-def stored_bone_map(obj):
-    """The map stored for the armature (its property, or for an override the scenes' copy), or None."""
-    import bpy
-
-    stored = obj.get(BONE_MAP_PROPERTY)
-    if stored is None and obj.override_library is not None:
-        stored = next((scene[OVERRIDE_MAPS][obj.name] for scene in bpy.data.scenes
-                       if obj.name in scene.get(OVERRIDE_MAPS, {})), None)
-    return stored
-
-
-def resolve_bone_map(obj) -> dict[str, str]:
-    """The map stored on the armature (the user's edits win), or a detected one. A detection that
-    finds no humanoid refuses with what is missing rather than bake a guess."""
-    from ..rig.bone_map import check_bone_map, map_from_json
-
-    stored = stored_bone_map(obj)
-    if stored:
-        data = map_from_json(stored) if isinstance(stored, str) else dict(stored)
-        return check_bone_map(data, [b.name for b in obj.data.bones])
-    found = detection_for(obj)
-    if found.problem:
-        raise MomaskError(f"armature '{obj.name}' does not look like a humanoid: {found.problem}; map its bones "
-                          "by hand in the Bone Map panel or load a bone-map preset")
-    return found.bone_map
-
-
-def store_detection(obj, detection) -> None:
-    """The detected map and, beside it, how each joint was found and how sure (old files and
-    tools read `momask_bone_map` as a plain joint → bone object, so the rest lives apart)."""
-    store_bone_map(obj, detection.bone_map)
-    obj[BONE_MAP_INFO_PROPERTY] = json.dumps(detection.info())
 
 
 def prepare(context, obj, *, prompt: str, generation: Generation | None, source_path: str = "",
@@ -259,11 +201,9 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
     """Run the model (if asked) and retarget every motion. No bpy: safe in a worker thread."""
     if job.source is not None:
         motions = [job.source]
-        fps = job.source_fps
     else:
         motions, timings, job.seams = generate(job.generation, progress, job.segments, job.constraints)
         job.timings.update(timings)
-        fps = FPS
     started = time.perf_counter()
     job.joints = motions
     options = job.options
@@ -272,7 +212,7 @@ def compute(job: BakeJob, progress=None) -> BakeJob:
 
         motions = [job.placement.to_rig(m) for m in motions]
         options = dataclasses.replace(options, placed=True)
-    job.bakes = [retarget(m, job.plan, options, src_fps=fps) for m in motions]
+    job.bakes = [retarget(m, job.plan, options, src_fps=job.motion_fps) for m in motions]
     if job.reaches:  # the rig's limbs are not the model's scaled: put its hands and feet on the targets
         from ..rig.reach import reach_on_rig
 
@@ -367,7 +307,7 @@ def apply(context, job: BakeJob) -> list:
     if job.detection is not None and job.detection.bone_map == job.plan.bone_map:
         store_detection(obj, job.detection)
     else:
-        store_bone_map(obj, job.plan.bone_map)
+        store_bone_map(obj, job.plan.bone_map, keep_record=True)  # the map it had: detection's record still holds
     scene = context.scene
     end = job.frame_start + max(b.frames for b in job.bakes) - 1
     if scene.frame_end < end:
@@ -469,6 +409,3 @@ def summary(job: BakeJob, actions) -> dict:
         "seconds": {k: round(v, 4) for k, v in job.timings.items()},
     }
 
-
-def summary_json(job: BakeJob, actions) -> str:
-    return json.dumps(summary(job, actions))

@@ -38,7 +38,20 @@ import bpy
 from model_core.errors import ModelError
 
 from ..errors import MomaskError
-from . import worker as jobs
+from .worker import (
+    APPLYING,
+    CANCELLED,
+    DONE,
+    FAILED,
+    LOADING,
+    Finished,
+    JobState,
+    Reporter,
+    Stopped,
+    Worker,
+    drain,
+    run_sync,
+)
 
 TIMER_STEP = 0.1  # seconds between queue drains: smooth enough for a progress bar, cheap when idle
 REDRAW_AREAS = ("PREFERENCES", "PROPERTIES")
@@ -48,8 +61,8 @@ class _Active:
     """The one job that may run at a time (module state: the WindowManager holds only its display)."""
 
     operator = None
-    worker: jobs.Worker | None = None
-    state: jobs.JobState | None = None
+    worker: Worker | None = None
+    state: JobState | None = None
 
 
 active = _Active()
@@ -83,8 +96,8 @@ def _on_load_pre(*_args) -> None:
     """Another file is being opened: the running job's result belongs to the old one, drop it."""
     if active.worker is not None:
         request_cancel()
-        if active.state is not None and active.state.active and active.state.state != jobs.APPLYING:
-            active.state.handle(jobs.Stopped())
+        if active.state is not None and active.state.active and active.state.state != APPLYING:
+            active.state.handle(Stopped())
         active.operator = active.worker = None
 
 
@@ -101,7 +114,7 @@ def unregister_handlers() -> None:
 # ----------------------------------------------------------------------------- the WindowManager's display
 
 
-def show(context, state: jobs.JobState) -> None:
+def show(context, state: JobState) -> None:
     """Mirror `state` into `WindowManager.momask_job` (never saved) for the panel to draw."""
     wm = context.window_manager
     props = getattr(wm, "momask_job", None)
@@ -109,7 +122,7 @@ def show(context, state: jobs.JobState) -> None:
         return
     props.state = state.state
     props.label = state.label
-    props.stage = f"loading model… {state.elapsed():.0f} s" if state.state == jobs.LOADING else state.stage
+    props.stage = f"loading model… {state.elapsed():.0f} s" if state.state == LOADING else state.stage
     props.progress = state.fraction
     props.message = state.message
     props.cancel_requested = state.cancel_requested
@@ -151,13 +164,13 @@ class ModalJobOperator:
     def job_prepare(self, context):
         raise NotImplementedError
 
-    def job_compute(self, data, progress: jobs.Reporter):
+    def job_compute(self, data, progress: Reporter):
         raise NotImplementedError
 
     def job_apply(self, context, result) -> str:
         raise NotImplementedError
 
-    def job_finished(self, context, state: jobs.JobState) -> None:
+    def job_finished(self, context, state: JobState) -> None:
         """Called once at the end, whatever the outcome (done, failed, cancelled); for bookkeeping."""
 
     # --- synchronous: scripts, tests, the command line, bpy.app.background
@@ -169,7 +182,7 @@ class ModalJobOperator:
         if busy():
             self.report({"ERROR"}, busy_message())
             return {"CANCELLED"}, None
-        state = jobs.JobState(label=self.job_label)
+        state = JobState(label=self.job_label)
         state.start()
         try:
             return state, self.job_prepare(context)
@@ -178,11 +191,11 @@ class ModalJobOperator:
 
     def execute(self, context):
         state, data = self._begin(context)
-        if not isinstance(state, jobs.JobState):
+        if not isinstance(state, JobState):
             return state
-        result = jobs.run_sync(lambda progress: self.job_compute(data, progress), expected=self.job_errors)
+        result = run_sync(lambda progress: self.job_compute(data, progress), expected=self.job_errors)
         state.handle(result)
-        if isinstance(result, jobs.Finished):
+        if isinstance(result, Finished):
             return self._apply(context, state)
         return self._end(context, state, state.message, failed=True)
 
@@ -192,9 +205,9 @@ class ModalJobOperator:
         if synchronous(context):
             return self.execute(context)
         state, data = self._begin(context)
-        if not isinstance(state, jobs.JobState):
+        if not isinstance(state, JobState):
             return state
-        worker = jobs.Worker(lambda progress: self.job_compute(data, progress), expected=self.job_errors,
+        worker = Worker(lambda progress: self.job_compute(data, progress), expected=self.job_errors,
                              name=f"momask-{self.job_label.lower()}")
         active.operator, active.worker, active.state = self, worker, state
         wm = context.window_manager
@@ -222,13 +235,13 @@ class ModalJobOperator:
             return {"PASS_THROUGH"}
         if worker.cancelled:
             state.cancel_requested = True
-        jobs.drain(worker.queue, state)
-        if state.state == jobs.APPLYING:
+        drain(worker.queue, state)
+        if state.state == APPLYING:
             self._release(context)
             return self._apply(context, state)
         if state.finished:
             self._release(context)
-            return self._end(context, state, state.message, failed=state.state == jobs.FAILED)
+            return self._end(context, state, state.message, failed=state.state == FAILED)
         show(context, state)
         _set_status(context, state.status_text())
         redraw(context)
@@ -238,13 +251,13 @@ class ModalJobOperator:
         """Blender ends the operator (file loaded, window closed, add-on disabled): stop the worker."""
         if active.operator is self and active.worker is not None:
             active.worker.cancel()
-            if active.state is not None and active.state.active and active.state.state != jobs.APPLYING:
-                active.state.handle(jobs.Stopped())
+            if active.state is not None and active.state.active and active.state.state != APPLYING:
+                active.state.handle(Stopped())
             self._release(context)
 
     # --- shared endings
 
-    def _apply(self, context, state: jobs.JobState):
+    def _apply(self, context, state: JobState):
         try:
             message = self.job_apply(context, state.result)
         except self.job_errors as err:
@@ -256,7 +269,7 @@ class ModalJobOperator:
         state.applied(message)
         return self._end(context, state, message, failed=False)
 
-    def _end(self, context, state: jobs.JobState, message: str, *, failed: bool):
+    def _end(self, context, state: JobState, message: str, *, failed: bool):
         if state.active:
             state.fail(message)
         show(context, state)
@@ -265,13 +278,13 @@ class ModalJobOperator:
         try:
             self.job_finished(context, state)
         finally:
-            if state.state == jobs.DONE:
+            if state.state == DONE:
                 self.report({"INFO"}, message)
-            elif state.state == jobs.CANCELLED:
+            elif state.state == CANCELLED:
                 self.report({"WARNING"}, message)
             else:
                 self.report({"ERROR"}, message)
-        return {"CANCELLED"} if failed or state.state != jobs.DONE else {"FINISHED"}
+        return {"CANCELLED"} if failed or state.state != DONE else {"FINISHED"}
 
     def _stop_timer(self, context) -> None:
         timer = getattr(self, "_timer", None)

@@ -14,9 +14,11 @@ from ..setup.weights import check_paths
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str], object] = {}
 
+
 def model_for(generation, progress=None):
-    """The model a `jobs.bake.Generation` asks for: its server's, or the one loaded here. The add-on's
-    own server may still be loading: wait for it, reporting progress (which raises on cancel)."""
+    """The model a `jobs.bake.Generation` asks for: its server's, or the one loaded here (running on
+    `generation.threads` CPU threads when set). The add-on's own server may still be loading: wait
+    for it, reporting progress (which raises on cancel)."""
     if generation.server:
         from model_core.serve.client import Client, RemoteModel, ServerError
 
@@ -38,7 +40,12 @@ def model_for(generation, progress=None):
             return RemoteModel(Client(generation.server, generation.token or None))
         except ServerError as err:
             raise MomaskError(str(err)) from None
-    return get_model(generation.checkpoints, generation.clip, generation.device)
+    model = get_model(generation.checkpoints, generation.clip, generation.device)
+    if generation.threads > 0:  # every job that runs the model here gets the Threads preference
+        import torch
+
+        torch.set_num_threads(generation.threads)
+    return model
 
 
 def get_model(checkpoints: str, clip: str, device: str = "cpu"):

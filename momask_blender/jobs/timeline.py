@@ -14,9 +14,10 @@ import bpy
 import numpy as np
 
 from ..errors import MomaskError
-from ..rig import windows as inpaint
+from ..rig import windows
 from ..rig.resample import interpolate
 from ..scene.animation import animation_range, channelbag, read_channel, sample_pose
+from ..scene.bone_maps import resolve_bone_map
 from ..scene.keyframes import bone_path, ensure_fcurve, replace_range, rotation_property
 from . import bake as bake_job
 
@@ -40,7 +41,7 @@ class TimelineJob:
     object_name: str
     action_name: str
     plan: object
-    window: inpaint.Window
+    window: windows.Window
     joints: np.ndarray           # (samples, 22, 3) the sampled window, HumanML3D axes
     prompt: str
     generation: bake_job.Generation
@@ -72,18 +73,18 @@ def prepare_timeline(context, obj, window_for, *, prompt: str, generation: bake_
     if is_generated(obj):
         raise MomaskError(f"'{obj.name}' is a generated Rigify rig: its deform bones follow the controls, so a "
                           "range can't be rewritten in place yet; regenerate the whole motion with Generate")
-    bone_map = bake_job.resolve_bone_map(obj)
+    bone_map = resolve_bone_map(obj)
     if missing_required(bone_map):
         bone_map = {}
     plan = plan_rig(read_rig(obj), bone_map) if "pelvis" in bone_map else None
-    inpaint.check_inverse_map(plan.joint_bone if plan else {})
+    windows.check_inverse_map(plan.joint_bone if plan else {})
     render = context.scene.render
     fps = scene_fps(render.fps, render.fps_base)
     lo, hi = animation_range(fcurves)
     window = window_for(lo, hi, fps)
     generation.check()
     generation.check_model()
-    joints = inpaint.rig_joints(plan, sample_pose(context, obj, plan.rig.names, window.sample_frames()))
+    joints = windows.rig_joints(plan, sample_pose(context, obj, plan.rig.names, window.sample_frames()))
 
     frames = window.keys
     channels = []
@@ -126,18 +127,18 @@ def compute_timeline(job: TimelineJob, progress=None) -> TimelineJob:
     loaded = time.perf_counter()
     if progress is not None:
         progress("regenerating", 0.1)
-    decoded = inpaint.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
+    decoded = windows.model_window(model, job.window, job.joints, job.prompt, seed=gen.seed,
                                    settings=gen.settings(), progress=progress, constraints=job.constraints)
     model_done = time.perf_counter()
     new = interpolate(decoded, job.window.blend_positions())
-    quats, location = inpaint.pose_from_joints(job.plan, new)
+    quats, location = windows.pose_from_joints(job.plan, new)
     kind = job.window.kind
-    blend = inpaint.blend_frames(len(job.window.keys), job.fps)
+    blend = windows.blend_frames(len(job.window.keys), job.fps)
     for ch in job.channels:
         if ch.mode == "LOCATION":
-            ch.values = inpaint.blend_location(ch.original, location, kind, blend, ch.anchor)
+            ch.values = windows.blend_location(ch.original, location, kind, blend, ch.anchor)
         else:
-            ch.values = inpaint.blend_rotation(ch.mode, ch.original, quats[:, ch.index], kind, blend, ch.anchor)
+            ch.values = windows.blend_rotation(ch.mode, ch.original, quats[:, ch.index], kind, blend, ch.anchor)
     job.timings.update(load_model_s=loaded - started, model_s=model_done - loaded,
                        retarget_s=time.perf_counter() - model_done)
     return job

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MomaskError
+from ..errors import MomaskError, model_checks
 from .body import Skeleton, pick_legs
 from .names import CONVENTIONS, central_kind, classify, convention_map, name_map, side_and_base
 from .rest import BoneInfo
@@ -24,7 +24,7 @@ from .skeleton import JOINTS, REQUIRED
 from .torso import Frame, Torso, facing, find_torso
 
 __all__ = ["CONVENTIONS", "PRESET_FORMAT", "UNSURE", "BoneInfo", "Detection", "Found", "check_bone_map",
-           "classify", "detect", "detect_bone_map", "load_preset", "map_from_json", "map_to_json",
+           "classify", "clean_map", "detect", "detect_bone_map", "load_preset", "map_from_json", "map_to_json",
            "missing_required", "save_preset", "side_and_base"]
 
 PRESET_FORMAT = "momask-bone-map"
@@ -180,24 +180,57 @@ def missing_required(bone_map: dict[str, str]) -> list[str]:
     return [j for j in REQUIRED if not bone_map.get(j)]
 
 
+UNKNOWN_JOINT, ABSENT_BONE, BONE_TWICE = "unknown joint", "absent bone", "bone twice"
+
+
+def clean_map(bone_map: dict, bone_names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The usable part of a map (known joints, bones that exist, each bone once, in joint order) and
+    what was dropped, one line each. Never raises: the editor shows a map whose bones were renamed
+    and lets the user repair it; `check_bone_map` refuses the same problems."""
+    clean, dropped = _sort_out(bone_map, bone_names)
+    return clean, [_LINES[kind].format(joint=j, bone=b, other=o) for kind, j, b, o in dropped]
+
+
+_LINES = {UNKNOWN_JOINT: "unknown joint '{joint}'", ABSENT_BONE: "{joint}: no bone '{bone}'",
+          BONE_TWICE: "{joint}: bone '{bone}' is already {other}"}
+
+
+def _sort_out(bone_map: dict, bone_names: Iterable[str]) -> tuple[dict[str, str], list[tuple[str, str, str, str]]]:
+    """(usable map, [(problem, joint, bone, the joint that has the bone already)]) in the map's order."""
+    names = set(bone_names)
+    clean: dict[str, str] = {}
+    used: dict[str, str] = {}
+    dropped = []
+    for joint, bone in bone_map.items() if isinstance(bone_map, dict) else ():
+        if joint not in JOINTS:
+            dropped.append((UNKNOWN_JOINT, joint, bone, ""))
+        elif not isinstance(bone, str) or not bone:
+            continue
+        elif bone not in names:
+            dropped.append((ABSENT_BONE, joint, bone, ""))
+        elif bone in used:
+            dropped.append((BONE_TWICE, joint, bone, used[bone]))
+        else:
+            clean[joint] = bone
+            used[bone] = joint
+    return {j: clean[j] for j in JOINTS if j in clean}, dropped
+
+
 def check_bone_map(bone_map: dict, bone_names: Iterable[str]) -> dict[str, str]:
     """A cleaned map: known joint names, bones that exist, each bone once. Raises on bad input."""
     if not isinstance(bone_map, dict):
         raise MomaskError("a bone map must be a JSON object of joint name → bone name")
-    names = set(bone_names)
-    unknown = [j for j in bone_map if j not in JOINTS]
+    clean, dropped = _sort_out(bone_map, bone_names)
+    unknown = [j for kind, j, _, _ in dropped if kind == UNKNOWN_JOINT]
     if unknown:
         raise MomaskError(f"bone map has unknown joint names {unknown}; joints are: {', '.join(JOINTS)}")
-    clean = {j: b for j, b in bone_map.items() if isinstance(b, str) and b}
-    absent = sorted(b for b in clean.values() if b not in names)
+    absent = sorted(b for kind, _, b, _ in dropped if kind == ABSENT_BONE)
     if absent:
         raise MomaskError(f"bone map names bones this armature does not have: {absent}")
-    seen: dict[str, str] = {}
-    for j, b in clean.items():
-        if b in seen:
-            raise MomaskError(f"bone '{b}' is mapped to both {seen[b]} and {j}")
-        seen[b] = j
-    return {j: clean[j] for j in JOINTS if j in clean}
+    if dropped:  # only bones used twice are left
+        _, joint, bone, other = dropped[0]
+        raise MomaskError(f"bone '{bone}' is mapped to both {other} and {joint}")
+    return clean
 
 
 def map_to_json(bone_map: dict[str, str]) -> str:
@@ -216,15 +249,19 @@ def map_from_json(text: str) -> dict[str, str]:
     return data
 
 
-def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") -> None:
+def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") -> Path:
+    """Write a preset file whole or not at all (model_core.inputs.paths); returns its absolute path."""
+    from model_core.inputs.paths import write_text
+
     payload = {"format": PRESET_FORMAT, "version": 1, "rig": rig_name,
                "map": {j: bone_map[j] for j in JOINTS if j in bone_map}}
-    Path(path).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    with model_checks():
+        return write_text(path, json.dumps(payload, indent=1) + "\n", "bone map preset")
 
 
 def load_preset(path: str | Path, bone_names: Iterable[str]) -> dict[str, str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise MomaskError(f"cannot read bone map preset {path}: {err.strerror}") from None
+    from model_core.inputs.paths import read_text
+
+    with model_checks():
+        text = read_text(path, "bone map preset")
     return check_bone_map(map_from_json(text), bone_names)

@@ -1,7 +1,7 @@
 """Editing a bone map row by row (the sidebar's bone-map editor), without Blender.
 
 The map the bake uses is the armature's stored map when it has one (the user's edits), otherwise
-the detected one (`job.resolve_bone_map`). The editor shows that same map, 22 rows in HumanML3D
+the detected one (`scene.bone_maps.resolve_bone_map`). The editor shows that same map, 22 rows in HumanML3D
 order with how sure detection is of each, and each edit stores the whole map on the armature.
 Presets are `bone_map.save_preset` / `load_preset` files; this module adds their file names.
 """
@@ -12,10 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import MomaskError
-from .bone_map import UNSURE, BoneInfo, Detection, check_bone_map, detect, map_from_json
+from .bone_map import UNSURE, BoneInfo, Detection, check_bone_map, clean_map, detect, map_from_json
 from .skeleton import JOINTS, REQUIRED
 
 STORED, DETECTED = "stored", "detected"
@@ -60,31 +59,6 @@ def _detect(bones: tuple[BoneInfo, ...]) -> Detection:
     return detect(list(bones))
 
 
-def clean_map(bone_map: dict, bone_names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """The usable part of a map and what was dropped (unknown joints, absent bones, bones used twice).
-
-    Unlike `check_bone_map` this never raises: the editor shows a map whose bones were renamed,
-    and lets the user repair it.
-    """
-    names = set(bone_names)
-    clean: dict[str, str] = {}
-    used: dict[str, str] = {}
-    problems = []
-    for joint, bone in bone_map.items() if isinstance(bone_map, dict) else ():
-        if joint not in JOINTS:
-            problems.append(f"unknown joint '{joint}'")
-        elif not isinstance(bone, str) or not bone:
-            continue
-        elif bone not in names:
-            problems.append(f"{joint}: no bone '{bone}'")
-        elif bone in used:
-            problems.append(f"{joint}: bone '{bone}' is already {used[bone]}")
-        else:
-            clean[joint] = bone
-            used[bone] = joint
-    return {j: clean[j] for j in JOINTS if j in clean}, problems
-
-
 def effective(stored: str | dict | None, bones: Sequence[BoneInfo], info: str | dict | None = None) -> Shown:
     """The map the editor shows and the bake would use: the stored one (the user's) when there is
     one, with the confidence detection recorded for the joints it still agrees with; else the
@@ -115,12 +89,6 @@ def _recorded(info: str | dict | None) -> dict:
                 and isinstance(v.get("how"), str)}
     except (TypeError, ValueError, AttributeError):
         return {}
-
-
-def effective_map(stored: str | dict | None, bones: Sequence[BoneInfo]) -> tuple[dict[str, str], str, list[str]]:
-    """(map, STORED or DETECTED, problems): what the editor shows and the bake would use."""
-    shown = effective(stored, bones)
-    return shown.bone_map, shown.source, shown.problems
 
 
 def rows(bone_map: dict[str, str], found: dict[str, tuple[float | None, str]] | None = None) -> list[Row]:
@@ -188,9 +156,3 @@ def preset_name(rig_name: str) -> str:
     stem = _UNSAFE.sub("_", rig_name).strip(" .") or "bone_map"
     return f"{stem[:64]}.json"
 
-
-def list_presets(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.json") if p.is_file())

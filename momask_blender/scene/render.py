@@ -11,7 +11,6 @@ Both render from the temporary scene of `staging`, so the user's scene stays as 
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..errors import MomaskError
+from ..errors import MomaskError, model_checks
+from ..rig.framing import pick_frames, plan_framing
 from .staging import (
     FRAMING_SAMPLES,
     TAG,
@@ -29,8 +29,6 @@ from .staging import (
     add_floor,
     aim,
     bone_head,
-    pick_frames,
-    plan_framing,
     sample_motion,
     staged,
 )
@@ -105,28 +103,43 @@ def read_image(path: Path) -> np.ndarray:
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) image (top row first, 0..1) as an 8-bit PNG with Blender's image API; the
-    file appears whole or not at all."""
+    file appears whole or not at all (`place`)."""
     from .saving import check_output
 
     h, w = rgb.shape[:2]
     path = check_output(path, "picture")  # a folder, device or symbolic link there is refused
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part.png")
     img = bpy.data.images.new(TAG, w, h, alpha=False)
     try:
         px = np.concatenate([np.clip(rgb, 0.0, 1.0), np.ones((h, w, 1))], axis=2)[::-1]
         img.pixels.foreach_set(np.ascontiguousarray(px, np.float32).ravel())
-        img.filepath_raw, img.file_format = str(part), "PNG"
-        try:
-            img.save()
-            part.replace(path)
-        except (RuntimeError, OSError) as err:
-            raise MomaskError(f"cannot write the picture {path}: {str(err).strip().splitlines()[-1][:200]}") \
-                from None
+        with tempfile.TemporaryDirectory(prefix=TAG) as tmp:
+            made = Path(tmp) / "picture.png"
+            img.filepath_raw, img.file_format = str(made), "PNG"
+            try:
+                img.save()
+            except RuntimeError as err:
+                raise MomaskError(f"cannot write the picture {path}: {str(err).strip().splitlines()[-1][:200]}") \
+                    from None
+            place(made, path, "picture")
     finally:
         bpy.data.images.remove(img)
-        part.unlink(missing_ok=True)
     return path
+
+
+def place(made: Path, path, what: str) -> Path:
+    """Put a file Blender finished writing elsewhere (a temporary folder) at `path` through
+    model_core.inputs.paths: copied into a temporary file beside the target and renamed, so a full
+    disk or a crash leaves the old file (or none), never half a picture or movie."""
+    import shutil
+
+    from model_core.inputs.paths import write_file
+
+    def copy(stream) -> None:
+        with open(made, "rb") as source:
+            shutil.copyfileobj(source, stream, 1 << 20)
+
+    with model_checks():
+        return write_file(path, copy, what)
 
 
 def over(rgba: np.ndarray, background=BACKGROUND) -> np.ndarray:
@@ -255,6 +268,9 @@ def render_movie(user_scene, arm, path, *, bone_map: Mapping[str, str] | None = 
     """An H.264 .mp4 of the whole motion from one view (fixed at the first frame's facing, the
     camera following the pelvis), each frame stamped with its number and `title`."""
     check_movie_support()
+    from .saving import check_output
+
+    check_output(path, "movie")  # before the render: a folder, device or symbolic link there is refused
     started = time.perf_counter()
     size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # H.264 wants even sizes
     font = max(10, min(16, size[0] // 28))
@@ -276,8 +292,7 @@ def render_movie(user_scene, arm, path, *, bone_map: Mapping[str, str] | None = 
         made = sorted(Path(tmp).glob("movie*.mp4"))
         if not made:
             raise MomaskError("Blender rendered the preview but wrote no .mp4")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(made[0]), path)
+        place(made[0], path, "movie")
     return {"path": str(path), "size": list(size), "frames": [first, last],
             "seconds": {"total_s": round(time.perf_counter() - started, 3)}}
 

@@ -11,7 +11,8 @@ from ..errors import MomaskError, model_checks
 
 def check_output(path, what: str) -> Path:
     """The absolute path to write, refused unless new or a regular file we may replace (not a folder,
-    device, pipe or symbolic link); its folder is made (model_core.inputs.paths)."""
+    device, pipe or symbolic link) in a folder that exists or can be made (model_core.inputs.paths).
+    Nothing is created: the writer makes the folder when it writes."""
     from model_core.inputs.paths import check_output_file
 
     with model_checks():

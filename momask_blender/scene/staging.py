@@ -31,10 +31,6 @@ from ..rig.framing import (
     view_axes,
 )
 
-# scene.render still imports these two through here; they belong to rig.framing (to go once it imports them there)
-from ..rig.framing import pick_frames as pick_frames
-from ..rig.framing import plan_framing as plan_framing
-
 SIDE_COLOURS = {"left": (0.16, 0.40, 0.86, 1.0), "right": (0.88, 0.33, 0.16, 1.0), "center": (0.25, 0.26, 0.31, 1.0)}
 FLOOR_COLOURS = ((1.0, 1.0, 1.0, 1.0), (0.74, 0.76, 0.80, 1.0))
 FRAMING_SAMPLES = 32      # frames looked at to size the camera to the whole motion

@@ -37,14 +37,6 @@ def clamp(index: int, count: int) -> int:
     return min(max(index, 0), max(count - 1, 0))
 
 
-def index_of(names: Sequence[str], current: str | None) -> int:
-    """Which entry the armature plays now, or -1."""
-    try:
-        return list(names).index(current) if current is not None else -1
-    except ValueError:
-        return -1
-
-
 def to_remove(names: Sequence[str], keep: int, used_elsewhere: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """(actions to delete, actions kept because something else uses them) when keeping entry `keep`."""
     if not 0 <= keep < len(names):

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from model_core.errors import ModelError
+from model_core.inputs.paths import replacing
+
 from .assets import (
     CLIP_MAX_BYTES,
     CLIP_REL,
@@ -219,18 +222,18 @@ def install_clip(
         raise InstallError(f"{src.name} has {total:,} bytes; OpenAI's ViT-B-32.pt has about 354 MB")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _check_space(dest.parent, total)
-    part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
+    # written through model_core.inputs.paths: a temporary file of its own (a resumable download's
+    # `ViT-B-32.pt.part` beside it stays), flushed to disk, renamed only when the hash checks out
     try:
-        with open(src, "rb") as fin, open(part, "wb") as fout:
+        with open(src, "rb") as fin, replacing(dest, "CLIP file") as fout:
             _copy(fin, fout, 0, total, progress, cancel, digest)
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise InstallError(
-                f"{src.name} is not OpenAI's ViT-B/32: sha256 {digest.hexdigest()}, expected {sha256}"
-            )
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
+            if sha256 is not None and digest.hexdigest() != sha256.lower():
+                raise InstallError(
+                    f"{src.name} is not OpenAI's ViT-B/32: sha256 {digest.hexdigest()}, expected {sha256}"
+                )
+    except ModelError as err:
+        raise InstallError(str(err)) from None
     return dest
 
 

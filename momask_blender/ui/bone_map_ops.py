@@ -8,13 +8,9 @@ from __future__ import annotations
 import bpy
 
 from ..errors import MomaskError
-from ..jobs import bake as job
 from ..jobs import modal
-from .properties import target_armature
-
-
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
+from ..scene import bone_maps
+from .properties import active_object, target_armature
 
 
 class _BoneMapOperator:
@@ -34,18 +30,18 @@ class MOMASK_OT_detect_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..scene.rig_reader import check_armature
         from .properties import refresh_mapping
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        found = job.detection_for(obj)
+        found = bone_maps.detection_for(obj)
         if found.problem:
             self.report({"ERROR"}, f"'{obj.name}' does not look like a humanoid: {found.problem}; map its bones by "
                                    "hand or load a preset")
             return {"CANCELLED"}
-        job.store_detection(obj, found)
+        bone_maps.store_detection(obj, found)
         refresh_mapping(context)
         unsure = found.unsure()
         self.report({"WARNING"} if unsure or found.warnings else {"INFO"},
@@ -66,17 +62,14 @@ class MOMASK_OT_save_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..rig.bone_map import save_preset
         from ..scene.rig_reader import check_armature
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
             if not self.filepath:
                 raise MomaskError("no preset file chosen")
-            save_preset(bpy.path.abspath(self.filepath), job.resolve_bone_map(obj), obj.name)
+            save_preset(bpy.path.abspath(self.filepath), bone_maps.resolve_bone_map(obj), obj.name)
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"cannot write {self.filepath}: {err.strerror or err}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Bone map saved to {self.filepath}")
         return {"FINISHED"}
@@ -104,16 +97,14 @@ class MOMASK_OT_load_bone_map(_BoneMapOperator, bpy.types.Operator):
         from ..scene.rig_reader import check_armature
         from .properties import refresh_mapping
 
-        obj = _active_armature(context)
+        obj = active_object(context)
         try:
             check_armature(obj)
             bmap = load_preset(bpy.path.abspath(self.filepath), [b.name for b in obj.data.bones])
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        job.store_bone_map(obj, bmap)
-        if job.BONE_MAP_INFO_PROPERTY in obj.keys():  # detection's record no longer describes this map
-            del obj[job.BONE_MAP_INFO_PROPERTY]
+        bone_maps.store_bone_map(obj, bmap)  # the user's map: detection's record of the old one goes
         refresh_mapping(context)
         self.report({"INFO"}, f"{len(bmap)} of 22 joints mapped from {bpy.path.basename(self.filepath)}")
         return {"FINISHED"}

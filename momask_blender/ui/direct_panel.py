@@ -11,16 +11,16 @@ from __future__ import annotations
 import bpy
 
 from ..jobs.directing import Direction
+from ..rig.directing import REACH_JOINTS
 from ..scene.directing import FRAME_PROPERTY, JOINT_PROPERTY, WAYPOINT
 
 KEY_ITEMS = [("NONE", "None", "Keyed poses are not used"),
              ("ALL", "All Keys", "Every keyed frame of the armature inside the generated frames becomes a pose"),
              ("SELECTED", "Selected Keys", "Only the frames of the selected keyframes become poses")]
-TARGET_ITEMS = [(WAYPOINT, "Waypoint", "The hips pass over this empty at its frame"),
-                ("LEFT_HAND", "Left Hand", "The left hand touches this empty at its frame"),
-                ("RIGHT_HAND", "Right Hand", "The right hand touches this empty at its frame"),
-                ("LEFT_FOOT", "Left Foot", "The left foot touches this empty at its frame"),
-                ("RIGHT_FOOT", "Right Foot", "The right foot touches this empty at its frame")]
+# a waypoint, then each reach target the directing code knows (LEFT_HAND: "Left Hand", ...)
+TARGET_ITEMS = [(WAYPOINT, "Waypoint", "The hips pass over this empty at its frame")] + [
+    (kind, kind.replace("_", " ").title(), f"The {kind.replace('_', ' ').lower()} touches this empty at its frame")
+    for kind in REACH_JOINTS]
 TARGETS_COLLECTION = "MoMask Targets"
 SKIP = {"SKIP_SAVE"}
 

@@ -1,4 +1,4 @@
-"""Operators: thin wrappers that read their inputs, call `job`, and report errors.
+"""Operators: thin wrappers that read their inputs, call the jobs (`jobs.bake`), and report errors.
 
 Generate is a `modal.ModalJobOperator`: from the sidebar (`invoke`) the model runs in a worker
 thread with progress and Esc to cancel; from scripts and the command line (`execute`) the same
@@ -10,15 +10,15 @@ import random
 
 import bpy
 
-from ..jobs import bake as job
-from ..jobs import modal
+from ..jobs import bake, modal
+from ..jobs.worker import DONE, LOADING_STAGE
 from ..scene import variations
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS
+from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, active_object
 
-# The last finished job, for scripts and the command line (summary, BVH export).
-last_job: job.BakeJob | None = None
+# The last finished Generate, for scripts (its bakes, joints and actions); the command lines call jobs.bake.run.
+last_job: bake.BakeJob | None = None
 last_actions: list = []
 last_error = ""
 
@@ -27,10 +27,6 @@ SCENE_SETTINGS = ("prompt", "seed", "variations", "steps", "guidance", "residual
                   "root_motion", "foot_lock")
 SKIP = {"SKIP_SAVE"}
 MODEL_SHARE = 0.9  # of the progress bar; the rest is the bake (retargeting, foot lock)
-
-
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
 
 
 def _settings(context):
@@ -70,12 +66,12 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
     foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True, options=SKIP,
                                       description="Pin planted feet with a leg IK so they don't slide")
 
-    def _generation(self, context) -> job.Generation:
+    def _generation(self, context) -> bake.Generation:
         prefs = preferences.get(context)
         files = dict(checkpoints=bpy.path.abspath(self.checkpoints or (prefs.checkpoints if prefs else "")),
                      clip=bpy.path.abspath(self.clip or (prefs.clip if prefs else "")),
                      device=self.device or preferences.model_device(prefs))
-        return job.Generation(
+        return bake.Generation(
             prompt=self.prompt.strip(), seconds=self.seconds if self.seconds > 0 else None, seed=self.seed,
             variations=self.variations, steps=self.steps, guidance=self.guidance,
             residual_guidance=self.residual_guidance, temperature=self.temperature, topk=self.topk,
@@ -100,43 +96,30 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
     # --- the job: prepare (main thread) → compute (worker) → apply (main thread)
 
     def job_prepare(self, context):
-        prefs = preferences.get(context)
-        threads = prefs.threads if prefs is not None and server_ops.uses_pytorch_here(context) else 0
-        prepared = job.prepare(context, _active_armature(context), prompt=self.prompt,
-                               generation=None if self.source else self._generation(context),
-                               source_path=bpy.path.abspath(self.source) if self.source else "",
-                               root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())
-        return prepared, threads
+        return bake.prepare(context, active_object(context), prompt=self.prompt,
+                           generation=None if self.source else self._generation(context),
+                           source_path=bpy.path.abspath(self.source) if self.source else "",
+                           root_motion=self.root_motion, foot_lock=self.foot_lock, direction=self.direction())
 
-    def job_compute(self, data, progress):
-        bake_job, threads = data
+    def job_compute(self, bake_job, progress):
         if bake_job.generation is None:
             progress("bake", MODEL_SHARE)
-            return job.compute(bake_job)
-        import model_core
+            return bake.compute(bake_job)
 
-        if threads > 0:
-            import torch
+        def model_progress(stage: str, fraction: float) -> None:  # a cancel raises JobCancelled: the worker stops
+            if stage == "done":  # the model is done: retargeting comes next
+                progress("bake", MODEL_SHARE)
+            else:
+                progress(stage, MODEL_SHARE * fraction)
 
-            torch.set_num_threads(threads)
-
-        def model_progress(stage: str, fraction: float) -> None:
-            try:
-                if stage == "done":  # the model is done: retargeting comes next
-                    progress("bake", MODEL_SHARE)
-                else:
-                    progress(stage, MODEL_SHARE * fraction)
-            except modal.jobs.JobCancelled:
-                raise model_core.Cancelled(stage) from None
-
-        model_progress(modal.jobs.LOADING_STAGE, 0.0)  # replaced by 'text' at once when the model is in memory
-        return job.compute(bake_job, progress=model_progress)
+        model_progress(LOADING_STAGE, 0.0)  # replaced by 'text' at once when the model is in memory
+        return bake.compute(bake_job, progress=model_progress)
 
     def job_apply(self, context, bake_job):
         global last_job, last_actions
-        actions = job.apply(context, bake_job)
+        actions = bake.apply(context, bake_job)
         last_job, last_actions = bake_job, actions
-        job.record_variations(context, bake_job, actions)
+        bake.record_variations(context, bake_job, actions)
         frames = bake_job.bakes[0].frames
         if len(actions) > 1:
             return f"{len(actions)} variations of '{bake_job.action_name}' ({frames} frames) on {bake_job.object_name}"
@@ -144,7 +127,7 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
 
     def job_finished(self, context, state):
         global last_error
-        last_error = "" if state.state == modal.jobs.DONE else state.message
+        last_error = "" if state.state == DONE else state.message
 
 
 class MOMASK_OT_cancel_job(bpy.types.Operator):

@@ -15,8 +15,7 @@ import bpy
 
 from ..errors import MomaskError
 from ..jobs.modal import ModalJobOperator
-from ..setup import local_server, model_status
-from ..setup import pytorch as deps
+from ..setup import local_server, model_status, pytorch
 
 # The add-on's own package: the extension root (e.g. 'bl_ext.user_default.momask') when installed,
 # this package itself when registered straight from a checkout (tests, the command line).
@@ -55,7 +54,7 @@ def cuda_name() -> str | None:
     """The first CUDA device's name when PyTorch sees one; never imports a missing PyTorch."""
     if "name" not in _cuda:
         name = None
-        if deps.module_available("torch"):
+        if pytorch.module_available("torch"):
             try:
                 import torch
 
@@ -116,7 +115,7 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
     threads: bpy.props.IntProperty(name="Threads", default=0, min=0, max=256,
                                    description="CPU threads for the model; 0: PyTorch's default (all cores)")
     torch_variant: bpy.props.EnumProperty(
-        name="Build", items=[(v, label, "") for v, label in deps.torch_variants()],
+        name="Build", items=[(v, label, "") for v, label in pytorch.torch_variants()],
         description="Which PyTorch build to install")
     # where the model runs (ui.server_ops): the token stays here, in the user preferences, never in a .blend
     model_location: bpy.props.EnumProperty(name="Model Runs", items=LOCATIONS, default="BLENDER",
@@ -154,7 +153,7 @@ class MOMASK_AP_preferences(bpy.types.AddonPreferences):
         box.label(text="Runtime", icon="SETTINGS")
         if self.model_location != "BLENDER":
             box.label(text="PyTorch in Blender: not needed (the model runs outside Blender)", icon="CHECKMARK")
-        elif deps.module_available("torch"):
+        elif pytorch.module_available("torch"):
             box.label(text="PyTorch: installed", icon="CHECKMARK")
         else:
             _draw_torch_missing(box, self)
@@ -236,7 +235,7 @@ def _draw_torch_missing(box, prefs) -> None:
         row.operator("momask.install_torch", icon="IMPORT")
         return
     col = box.column(align=True)
-    for line in deps.manual_instructions(deps.deps_dir(user_dir()), prefs.torch_variant).splitlines():
+    for line in pytorch.manual_instructions(pytorch.deps_dir(user_dir()), prefs.torch_variant).splitlines():
         if line.strip():
             col.label(text=line.strip())
     col.operator("momask.copy_torch_command", icon="COPYDOWN")
@@ -256,16 +255,16 @@ class MOMASK_OT_install_torch(ModalJobOperator, bpy.types.Operator):
     bl_idname = "momask.install_torch"
     bl_label = "Install PyTorch"
     job_label = "Installing PyTorch"
-    job_errors = (MomaskError, deps.DepsError)
+    job_errors = (MomaskError, pytorch.DepsError)
 
     variant: bpy.props.StringProperty(name="Build", default="", description="cpu, cu126, cu128; empty: preferences")
 
     def job_prepare(self, context):
         prefs = get(context)
         variant = self.variant or (prefs.torch_variant if prefs else "cpu")
-        target = deps.deps_dir(user_dir())
+        target = pytorch.deps_dir(user_dir())
         if not bpy.app.online_access:
-            raise MomaskError(deps.manual_instructions(target, variant))
+            raise MomaskError(pytorch.manual_instructions(target, variant))
         user_dir(create=True)
         return target, variant
 
@@ -278,10 +277,10 @@ class MOMASK_OT_install_torch(ModalJobOperator, bpy.types.Operator):
             progress.note(f"pip: {line.strip()[:70]}", 1.0 - 1.0 / (1.0 + lines[0] / 40.0))
 
         progress("pip", 0.0)
-        return deps.install_torch(target, variant, allow_online=True, on_line=on_line, cancel=progress.cancel_event)
+        return pytorch.install_torch(target, variant, allow_online=True, on_line=on_line, cancel=progress.cancel_event)
 
     def job_apply(self, context, target):
-        deps.add_to_sys_path(target)
+        pytorch.add_to_sys_path(target)
         _cuda.clear()
         return f"PyTorch installed into {target}"
 
@@ -294,8 +293,8 @@ class MOMASK_OT_copy_torch_command(bpy.types.Operator):
 
     def execute(self, context):
         prefs = get(context)
-        cmd = deps.pip_install_command(deps.deps_dir(user_dir()), prefs.torch_variant if prefs else "cpu")
-        context.window_manager.clipboard = deps.command_line(cmd)
+        cmd = pytorch.pip_install_command(pytorch.deps_dir(user_dir()), prefs.torch_variant if prefs else "cpu")
+        context.window_manager.clipboard = pytorch.command_line(cmd)
         self.report({"INFO"}, "pip command copied")
         return {"FINISHED"}
 
@@ -426,8 +425,8 @@ _added_paths: list[str] = []
 
 def add_user_site() -> None:
     """Make a PyTorch installed by 'Install PyTorch' importable (called by register)."""
-    folder = deps.deps_dir(user_dir())
-    if deps.add_to_sys_path(folder):
+    folder = pytorch.deps_dir(user_dir())
+    if pytorch.add_to_sys_path(folder):
         _added_paths.append(str(folder))
 
 

@@ -4,36 +4,44 @@ display (one on the WindowManager, never saved).
 `Scene.momask`: prompt, length, seed, variations, advanced settings (the official defaults,
 `model_core.GenerationSettings`), root motion, foot lock, the last batch of variations, and the
 bone-map editor's 22 rows. The rows are not stored here: each reads and writes the target
-armature's own bone map (`job.BONE_MAP_PROPERTY`), so the editor and the bake can never disagree.
+armature's own bone map (`scene.bone_maps`), so the editor and the bake can never disagree.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import bpy
 
 from model_core.settings import MAX_LONG_SECONDS, GenerationSettings
 
+from ..rig.retarget import ROOT_MOTIONS
 from ..rig.skeleton import JOINTS
 
 # the model's own defaults (model_core.settings imports no PyTorch, so drawing the panel never does)
 DEFAULTS = dataclasses.asdict(GenerationSettings())
 MAX_SECONDS = MAX_LONG_SECONDS  # past one model call's 9.8 s the model continues window by window
 
-ROOT_MOTION_ITEMS = [
-    ("full", "Full", "Move the character along the generated path"),
-    ("in-place", "In Place", "Keep the hips above their rest position (height still follows)"),
-    ("keep", "Keep Rig's Path", "Keep the root bone's location curves of the current action"),
-]
+_ROOT_MOTION_LABELS = {
+    "full": ("Full", "Move the character along the generated path"),
+    "in-place": ("In Place", "Keep the hips above their rest position (height still follows)"),
+    "keep": ("Keep Rig's Path", "Keep the root bone's location curves of the current action"),
+}
+ROOT_MOTION_ITEMS = [(motion, *_ROOT_MOTION_LABELS[motion]) for motion in ROOT_MOTIONS]  # the retarget's choices
 
 
-def target_armature(context):
-    """The armature the sidebar works on: the active object, when it is an armature."""
+def active_object(context):
+    """The object the operators work on: the context's active object, else the view layer's (a
+    script's context may lack the first). Jobs check that it is an armature and say so if not."""
     obj = getattr(context, "active_object", None)
     if obj is None:
         view_layer = getattr(context, "view_layer", None)
         obj = view_layer.objects.active if view_layer is not None else None
+    return obj
+
+
+def target_armature(context):
+    """The armature the sidebar works on: the active object, when it is an armature."""
+    obj = active_object(context)
     return obj if obj is not None and obj.type == "ARMATURE" else None
 
 
@@ -66,18 +74,16 @@ def editor_shown(obj):
     """What the bone-map editor shows for an armature (`bone_rows.Shown`): its stored map (with the
     confidence detection recorded) or the detected one. Remembered per rest pose and stored map,
     since every row of the panel asks on every redraw."""
-    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, stored_bone_map
     from ..rig.bone_rows import effective
-    from ..scene.rig_reader import bone_infos, rig_key
-    from ..scene.rigify_rig import deform_infos, is_generated
+    from ..scene.bone_maps import BONE_MAP_INFO_PROPERTY, detection_bones, stored_bone_map
+    from ..scene.rig_reader import rig_key
 
     stored, info = stored_bone_map(obj), obj.get(BONE_MAP_INFO_PROPERTY)
     key = (rig_key(obj), str(stored), str(info))
     if key not in _SHOWN_CACHE:
         if len(_SHOWN_CACHE) > 8:
             _SHOWN_CACHE.clear()
-        bones = deform_infos(obj) if is_generated(obj) else bone_infos(obj)
-        _SHOWN_CACHE[key] = effective(stored, bones, info)
+        _SHOWN_CACHE[key] = effective(stored, detection_bones(obj), info)
     return _SHOWN_CACHE[key]
 
 
@@ -89,16 +95,13 @@ def editor_map(obj) -> tuple[dict[str, str], str, list[str]]:
 
 def set_bone(obj, joint: str, bone: str) -> str | None:
     """Store the armature's map with `joint` → `bone`; returns the joint that gave the bone up."""
-    from ..jobs.bake import BONE_MAP_INFO_PROPERTY, store_bone_map
-    from ..rig.bone_rows import set_joint
+    from ..rig.bone_rows import STORED, set_joint
+    from ..scene.bone_maps import detection_for, store_bone_map
 
     shown = editor_shown(obj)
     new, moved = set_joint(shown.bone_map, joint, bone, [b.name for b in obj.data.bones])
-    if shown.source != "stored" and BONE_MAP_INFO_PROPERTY not in obj.keys():  # keep what detection knew
-        obj[BONE_MAP_INFO_PROPERTY] = json.dumps({"joints": {j: {"bone": b, "confidence": c, "how": h}
-                                                             for j, (c, h) in shown.found.items()
-                                                             if c is not None and (b := shown.bone_map.get(j))}})
-    store_bone_map(obj, new)
+    # the first edit of a detected map keeps what detection knew of the other joints
+    store_bone_map(obj, new, None if shown.source == STORED else detection_for(obj).info(), keep_record=True)
     refresh_mapping(bpy.context)
     return moved
 

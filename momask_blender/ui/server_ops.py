@@ -24,7 +24,7 @@ def server_python(prefs) -> str:
 
 def place(context, checkpoints: str, clip: str, device: str) -> dict:
     """`Generation` fields for where the preferences say the model runs (starting the local server if
-    that is the choice: the job waits for it, with progress and cancel)."""
+    that is the choice: the job waits for it, with progress and cancel); in Blender, its Threads."""
     prefs = preferences.get(context)
     where = prefs.model_location if prefs is not None else "BLENDER"
     if where == "SERVER":
@@ -39,12 +39,7 @@ def place(context, checkpoints: str, clip: str, device: str) -> dict:
                                     preferences.user_dir(create=True))
         watch()
         return {"server": server.url, "token": server.token, "local_server": True}
-    return {}
-
-
-def uses_pytorch_here(context) -> bool:
-    prefs = preferences.get(context)
-    return prefs is None or prefs.model_location == "BLENDER"
+    return {"threads": prefs.threads} if prefs is not None else {}
 
 
 # ----------------------------------------------------------------------------- the status line

@@ -14,11 +14,11 @@ from ..errors import MomaskError
 from ..jobs import bake as bake_job
 from ..jobs.modal import ModalJobOperator as _JobBase
 from ..jobs.timeline import apply_timeline, compute_timeline, prepare_timeline
-from ..rig import windows as inpaint
+from ..rig import windows
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS
+from .properties import DEFAULTS, ROOT_MOTION_ITEMS, active_object
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -60,10 +60,6 @@ class _Generation:
         last_error = "" if getattr(state, "state", "") == "done" else getattr(state, "message", "")
 
 
-def _active_armature(context):
-    return context.active_object if context.active_object is not None else context.view_layer.objects.active
-
-
 class _EditInPlace(DirectedOperator, _Generation, _JobBase):
     """What regenerating a range and extending share: the window runs through the model, the
     action is edited in place; `plan` picks the window, `done_message` reports the frames."""
@@ -83,7 +79,7 @@ class _EditInPlace(DirectedOperator, _Generation, _JobBase):
         return _JobBase.invoke(self, context, event)
 
     def job_prepare(self, context):
-        return prepare_timeline(context, _active_armature(context), self.plan(), prompt=self.prompt,
+        return prepare_timeline(context, active_object(context), self.plan(), prompt=self.prompt,
                                 generation=self.generation(context), keep_original=self.keep_original,
                                 direction=self.direction())
 
@@ -111,7 +107,7 @@ class MOMASK_OT_inpaint(_EditInPlace, bpy.types.Operator):
 
     def plan(self):
         s, e = self.frame_start, self.frame_end
-        return lambda lo, hi, fps: inpaint.plan_range(lo, hi, s, e, fps)
+        return lambda lo, hi, fps: windows.plan_range(lo, hi, s, e, fps)
 
 
 class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
@@ -124,12 +120,12 @@ class MOMASK_OT_extend(_EditInPlace, bpy.types.Operator):
     done_message = "Added frames {lo}-{hi} to '{action}'"
 
     seconds: bpy.props.FloatProperty(name="Seconds", default=2.0, min=0.0, max=60.0,
-                                     description=f"New motion to add (at most {inpaint.MAX_EXTEND_SECONDS:g} s)")
+                                     description=f"New motion to add (at most {windows.MAX_EXTEND_SECONDS:g} s)")
     side: bpy.props.EnumProperty(name="Side", items=SIDE_ITEMS, default="AFTER")
 
     def plan(self):
         seconds, side = self.seconds, self.side
-        return lambda lo, hi, fps: inpaint.plan_extension(lo, hi, seconds, side, fps)
+        return lambda lo, hi, fps: windows.plan_extension(lo, hi, seconds, side, fps)
 
 
 class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.types.Operator):
@@ -146,8 +142,7 @@ class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.t
     seconds: bpy.props.FloatProperty(name="Seconds", default=0.0, min=0.0,
                                      description="Length for the single prompt (up to 600 s)")
     use_scene_rows: bpy.props.BoolProperty(name="Use the panel's rows", default=False)
-    root_motion: bpy.props.EnumProperty(name="Root motion", items=[
-        ("full", "Full", ""), ("in-place", "In place", ""), ("keep", "Keep existing path", "")], default="full")
+    root_motion: bpy.props.EnumProperty(name="Root motion", items=ROOT_MOTION_ITEMS, default="full")
     foot_lock: bpy.props.BoolProperty(name="Lock feet", default=True)
 
     def _sequence_text(self, context) -> str:
@@ -170,7 +165,7 @@ class MOMASK_OT_generate_sequence(DirectedOperator, _Generation, _JobBase, bpy.t
         segments = bake_job.sequence_segments(self._sequence_text(context))
         title = " / ".join(dict.fromkeys(s.prompt for s in segments))
         seconds = sum(s.frames for s in segments) / FPS
-        return bake_job.prepare(context, _active_armature(context), prompt=title,
+        return bake_job.prepare(context, active_object(context), prompt=title,
                                 generation=self.generation(context, title, seconds), root_motion=self.root_motion,
                                 foot_lock=self.foot_lock, segments=segments, direction=self.direction())
 
@@ -203,13 +198,13 @@ class MOMASK_OT_inpaint_range(bpy.types.Operator):
         scene = context.scene
         try:
             if self.source == "PREVIEW":
-                lo, hi = inpaint.range_from_preview(scene.use_preview_range, scene.frame_preview_start,
+                lo, hi = windows.range_from_preview(scene.use_preview_range, scene.frame_preview_start,
                                                     scene.frame_preview_end)
             else:
-                obj = _active_armature(context)
+                obj = active_object(context)
                 if obj is None or obj.type != "ARMATURE":
                     raise MomaskError("select the armature whose keys set the range")
-                lo, hi = inpaint.range_from_keys(selected_key_frames(obj))
+                lo, hi = windows.range_from_keys(selected_key_frames(obj))
         except MomaskError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -9,7 +9,8 @@ import bpy
 
 from model_core.settings import MAX_LONG_SECONDS
 
-from ..rig import windows as inpaint
+from ..rig import windows
+from .properties import target_armature
 
 
 class MOMASK_PG_sequence_row(bpy.types.PropertyGroup):
@@ -25,7 +26,7 @@ class MOMASK_PG_timeline(bpy.types.PropertyGroup):
     keep_original: bpy.props.BoolProperty(name="Keep a copy of the original", default=False)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     extend_seconds: bpy.props.FloatProperty(name="Seconds", default=2.0, min=0.2,
-                                            max=inpaint.MAX_EXTEND_SECONDS)
+                                            max=windows.MAX_EXTEND_SECONDS)
     extend_side: bpy.props.EnumProperty(name="Side", items=[("BEFORE", "Before", ""), ("AFTER", "After", "")],
                                         default="AFTER")
     rows: bpy.props.CollectionProperty(type=MOMASK_PG_sequence_row)
@@ -65,15 +66,15 @@ def covered_note(context) -> str:
     from ..rig.resample import scene_fps
     from ..scene.animation import animation_range, channelbag
 
-    obj = context.active_object
+    obj = target_armature(context)
     props = context.scene.momask_timeline
-    if obj is None or obj.type != "ARMATURE":
+    if obj is None:
         return ""
     try:
         _, fcurves = channelbag(obj)
         lo, hi = animation_range(fcurves)
         render = context.scene.render
-        window = inpaint.plan_range(lo, hi, props.frame_start, props.frame_end,
+        window = windows.plan_range(lo, hi, props.frame_start, props.frame_end,
                                     scene_fps(render.fps, render.fps_base))
     except Exception as err:  # the note only informs; the operator reports the same problem
         return str(err).split(":")[0]
