@@ -27,9 +27,10 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from model_core.flags import add_generation_flags
+from model_core.flags import add_generation_flags, settings_from_args
 from model_core.serve.client import TOKEN_ENV
 
 from .errors import MomaskError, model_checks
@@ -92,11 +93,9 @@ def generation(args):
     from .jobs.bake import Generation
 
     return Generation(prompt=args.prompt.strip(), seconds=args.seconds or None, seed=args.seed,
-                      variations=args.variations, steps=args.steps, guidance=args.guidance,
-                      residual_guidance=args.residual_guidance, temperature=args.temperature, topk=args.topk,
-                      residual_temperature=args.residual_temperature, checkpoints=_resolved(args.checkpoints),
-                      clip=_resolved(args.clip), device=args.device,
-                      server=args.server or "", token=args.token or os.environ.get(TOKEN_ENV, ""))
+                      variations=args.variations, checkpoints=_resolved(args.checkpoints),
+                      clip=_resolved(args.clip), device=args.device, server=args.server or "",
+                      token=args.token or os.environ.get(TOKEN_ENV, ""), **asdict(settings_from_args(args)))
 
 
 def direction(args):

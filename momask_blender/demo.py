@@ -33,6 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from model_core.settings import GenerationSettings
@@ -254,12 +255,9 @@ def bake_motion(bpy, obj, args, weights: Weights | None):
 
     gen = None
     if weights is not None:
-        official = GenerationSettings()
         gen = bake.Generation(prompt=args.prompt, seconds=args.seconds or None, seed=args.seed, variations=1,
-                              steps=args.steps, guidance=official.guidance,
-                              residual_guidance=official.residual_guidance, temperature=official.temperature,
-                              topk=official.topk, checkpoints=str(weights.checkpoints), clip=str(weights.clip),
-                              device=args.device)
+                              checkpoints=str(weights.checkpoints), clip=str(weights.clip), device=args.device,
+                              **asdict(GenerationSettings(steps=args.steps)))  # the official settings otherwise
     source = str(Path(args.source).expanduser().resolve()) if args.source else ""
     job, actions = bake.run(bpy.context, obj, prompt="" if args.source else args.prompt, generation=gen,
                             source_path=source)

@@ -196,6 +196,20 @@ def test_operators_default_to_the_official_settings(addon):
         assert rna["residual_guidance"].default == pytest.approx(want), op.idname()
 
 
+def test_the_sidebar_asks_only_what_a_studio_server_accepts(addon):
+    """Steps and variations stop at the server's limits everywhere the add-on asks for them, since
+    any request may go to a shared server (model_core.settings holds the numbers)."""
+    from model_core.settings import SERVER_MAX_STEPS, SERVER_MAX_VARIATIONS
+
+    places = [bpy.context.scene.momask.bl_rna.properties] + [
+        op.get_rna_type().properties for op in (bpy.ops.momask.generate, bpy.ops.momask.generate_sequence,
+                                                bpy.ops.momask.inpaint, bpy.ops.momask.extend)]
+    for rna in places:
+        assert rna["steps"].hard_max == SERVER_MAX_STEPS
+        if "variations" in rna:
+            assert rna["variations"].hard_max == SERVER_MAX_VARIATIONS
+
+
 def test_choices_are_the_ones_the_code_acts_on(addon):
     """Root motions are the retarget's everywhere (sidebar, operators, command line), with one set of
     labels; the Add Target menu offers a waypoint and exactly the reach targets directing knows."""

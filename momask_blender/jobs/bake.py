@@ -176,11 +176,16 @@ def prepare(context, obj, *, prompt: str, generation: Generation | None, source_
 
 def _model_frames(generation: Generation, segments: list | None) -> int | None:
     """Frames (20 fps, whole tokens) the model will make, or None when its estimator picks."""
+    from model_core.generation.requests import seconds_to_frames
+    from model_core.settings import FRAMES_PER_TOKEN
+
     if segments:
-        return sum(s.frames for s in segments) // 4 * 4
-    if generation.seconds is None:
+        frames = sum(s.frames for s in segments)
+    elif generation.seconds is None:
         return None
-    return int(generation.seconds * FPS + 1e-6) // 4 * 4
+    else:
+        frames = seconds_to_frames(generation.seconds)
+    return frames // FRAMES_PER_TOKEN * FRAMES_PER_TOKEN
 
 
 def sequence_segments(text: str) -> list:

@@ -11,22 +11,19 @@ import atexit
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_core.serve.client import TOKEN_ENV
+from model_core.serve import spawn
+from model_core.serve.client import TOKEN_ENV, Client, ServerError
 
 from ..errors import MomaskError
 
-HOST = "127.0.0.1"
+HOST = spawn.HOST
 READY_S = 300.0   # loading the released models from a cold disk can take a while
 
 
@@ -72,12 +69,6 @@ def code_folder(cache: Path) -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def current() -> LocalServer | None:
     return _current
 
@@ -98,16 +89,14 @@ def start(python: str, checkpoints: str, clip: str, device: str, cache: Path) ->
             raise MomaskError(f"the local server's Python {python} does not exist: fix 'Server Python' in the "
                               "preferences")
         cache.mkdir(parents=True, exist_ok=True)
-        port, token = _free_port(), secrets.token_urlsafe(24)
+        port, token = spawn.free_port(HOST), secrets.token_urlsafe(24)
         log_path = cache / "local_server.log"
         env = dict(os.environ, PYTHONPATH=str(code_folder(cache)), **{TOKEN_ENV: token},
                    PYTHONUNBUFFERED="1")
-        command = [python, "-m", "model_core", "serve", "--checkpoints", checkpoints, "--clip", clip, "--host", HOST,
-                   "--port", str(port), "--device", device or "auto"]
+        command = spawn.serve_command(python, checkpoints, clip, port=port, host=HOST, device=device or "auto")
         with open(log_path, "wb") as log:
             try:
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           env=env, cwd=tempfile.gettempdir(), **_own_group())
+                process = spawn.start(command, env=env, log=log, cwd=tempfile.gettempdir())
             except OSError as err:
                 raise MomaskError(f"cannot start the local server with {python}: {err}") from None
         _current = LocalServer(process, f"http://{HOST}:{port}", token, config, log_path)
@@ -119,23 +108,16 @@ def start(python: str, checkpoints: str, clip: str, device: str, cache: Path) ->
 
 def wait_ready(server: LocalServer, timeout: float = READY_S, poll: Callable[[], None] | None = None) -> None:
     """Until the server answers its health check; `poll()` is called between tries (raise there to give up)."""
-    from model_core.serve.client import Client, ServerError
-
-    client = Client(server.url, server.token)
-    deadline = time.monotonic() + timeout
-    while not server.ready:
+    if server.ready:
+        return
+    try:
+        spawn.wait_healthy(server.process, Client(server.url, server.token), timeout, poll=poll)
+    except ServerError as err:
         if server.process.poll() is not None:
-            raise MomaskError(f"the local server stopped (exit code {server.process.returncode}): {last_line(server)}")
-        try:
-            client.health(timeout=2.0)
-            server.ready = True
-        except ServerError:
-            if time.monotonic() > deadline:
-                raise MomaskError(f"the local server did not answer within {timeout:.0f} s; see {server.log_path}") \
-                    from None
-            if poll is not None:
-                poll()
-            time.sleep(0.25)
+            raise MomaskError(f"the local server stopped (exit code {server.process.returncode}): "
+                              f"{last_line(server)}") from None
+        raise MomaskError(f"local server: {err}; its log is {server.log_path}") from None
+    server.ready = True
 
 
 def stop() -> None:
@@ -143,14 +125,8 @@ def stop() -> None:
     global _current
     with _lock:
         server, _current = _current, None
-    if server is None or server.process.poll() is not None:
-        return
-    _signal(server.process, signal.SIGTERM if sys.platform != "win32" else signal.CTRL_BREAK_EVENT)
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        _signal(server.process, signal.SIGKILL if sys.platform != "win32" else signal.SIGTERM)
-        server.process.wait(10)
+    if server is not None:
+        spawn.stop(server.process)
 
 
 def status() -> tuple[str, str]:
@@ -162,8 +138,6 @@ def status() -> tuple[str, str]:
     if code is not None:
         return "exited", f"Local server stopped (exit code {code}): {last_line(server)}"
     if not server.ready:
-        from model_core.serve.client import Client, ServerError
-
         try:
             Client(server.url, server.token).health(timeout=0.3)
             server.ready = True
@@ -185,19 +159,3 @@ def last_line(server: LocalServer) -> str:
     except OSError:
         return "no log"
     return lines[-1][-200:] if lines else "no output"
-
-
-def _own_group() -> dict:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
-
-
-def _signal(process: subprocess.Popen, sig) -> None:
-    try:
-        if sys.platform == "win32":
-            process.send_signal(sig)
-        else:
-            os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass

@@ -15,7 +15,7 @@ from ..jobs.worker import DONE, LOADING_STAGE
 from ..scene import variations
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS, MAX_SECONDS, ROOT_MOTION_ITEMS, active_object
+from .properties import DEFAULTS, MAX_SECONDS, MAX_STEPS, MAX_VARIATIONS, ROOT_MOTION_ITEMS, active_object
 
 # The last finished Generate, for scripts (its bakes, joints and actions); the command lines call jobs.bake.run.
 last_job: bake.BakeJob | None = None
@@ -46,8 +46,8 @@ class MOMASK_OT_generate(DirectedOperator, modal.ModalJobOperator, bpy.types.Ope
     seconds: bpy.props.FloatProperty(name="Seconds", default=4.0, min=0.0, max=MAX_SECONDS, options=SKIP,
                                      description="Length of the motion; 0 lets the model choose")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=SKIP)
-    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, options=SKIP)
-    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100, options=SKIP)
+    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS, options=SKIP)
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=MAX_STEPS, options=SKIP)
     guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0, options=SKIP)
     residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=DEFAULTS["residual_guidance"],
                                                min=0.0, max=20.0, options=SKIP)

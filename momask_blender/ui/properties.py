@@ -12,7 +12,12 @@ import dataclasses
 
 import bpy
 
-from model_core.settings import MAX_LONG_SECONDS, GenerationSettings
+from model_core.settings import (
+    MAX_LONG_SECONDS,
+    SERVER_MAX_STEPS,
+    SERVER_MAX_VARIATIONS,
+    GenerationSettings,
+)
 
 from ..rig.retarget import ROOT_MOTIONS
 from ..rig.skeleton import JOINTS
@@ -20,6 +25,9 @@ from ..rig.skeleton import JOINTS
 # the model's own defaults (model_core.settings imports no PyTorch, so drawing the panel never does)
 DEFAULTS = dataclasses.asdict(GenerationSettings())
 MAX_SECONDS = MAX_LONG_SECONDS  # past one model call's 9.8 s the model continues window by window
+# a request from the sidebar may go to a studio's server, so it keeps to the server's limits
+MAX_STEPS = SERVER_MAX_STEPS
+MAX_VARIATIONS = SERVER_MAX_VARIATIONS
 
 _ROOT_MOTION_LABELS = {
     "full": ("Full", "Move the character along the generated path"),
@@ -175,10 +183,10 @@ class MOMASK_PG_settings(bpy.types.PropertyGroup):
     seconds: bpy.props.FloatProperty(name="Length", default=4.0, min=0.2, max=MAX_SECONDS, step=10, precision=1,
                                      unit="TIME_ABSOLUTE", description="Length of the motion in seconds")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Same seed, same motion")
-    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=16, soft_max=8,
+    variations: bpy.props.IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS, soft_max=8,
                                       description="Generate this many motions in one batch (seed, seed+1, …); "
                                                   "each becomes its own Action")
-    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100,
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=MAX_STEPS,
                                  description="Remasking iterations of the masked transformer")
     guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0,
                                       description="How closely the base tokens follow the prompt")

@@ -18,7 +18,7 @@ from ..rig import windows
 from ..scene.animation import selected_key_frames
 from . import preferences, server_ops
 from .direct_panel import DirectedOperator
-from .properties import DEFAULTS, ROOT_MOTION_ITEMS, active_object
+from .properties import DEFAULTS, MAX_STEPS, ROOT_MOTION_ITEMS, active_object
 
 SIDE_ITEMS = [("AFTER", "After", "New frames after the end of the animation"),
               ("BEFORE", "Before", "New frames before the start of the animation")]
@@ -33,7 +33,7 @@ class _Generation:
 
     prompt: bpy.props.StringProperty(name="Prompt", description="What the character does, in a sentence")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
-    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=100)
+    steps: bpy.props.IntProperty(name="Steps", default=DEFAULTS["steps"], min=1, max=MAX_STEPS)
     guidance: bpy.props.FloatProperty(name="Guidance", default=DEFAULTS["guidance"], min=0.0, max=20.0)
     residual_guidance: bpy.props.FloatProperty(name="Residual guidance", default=DEFAULTS["residual_guidance"],
                                                min=0.0, max=20.0)
