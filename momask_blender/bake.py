@@ -203,7 +203,7 @@ def _bake(context, obj, args) -> dict:
 
     segments = None
     if args.sequence:
-        from model_core.inputs.paths import read_text
+        from model_core.inputs.text import read_text
 
         with model_checks():
             text = read_text(args.sequence, "sequence file")

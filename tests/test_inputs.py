@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model_core import ModelError
-from model_core.inputs import arrays, numbers, paths, statistics, timing
+from model_core.inputs import arrays, numbers, paths, statistics, text, timing
 from tests.conftest import ROOT
 
 # ----------------------------------------------------------------------------- numbers
@@ -259,14 +259,14 @@ def test_checking_creates_nothing_and_a_failed_write_removes_the_folders_it_made
 def test_reading_a_text_file_names_what_is_wrong(tmp_path):
     good = tmp_path / "list.txt"
     good.write_text("2\ta person walks\n", encoding="utf-8")
-    assert paths.read_text(good, "sequence") == "2\ta person walks\n"
+    assert text.read_text(good, "sequence") == "2\ta person walks\n"
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(ModelError, match=r"the sequence .*latin.txt is not UTF-8 text \(byte 0xe9 at offset 3\)"):
-        paths.read_text(latin, "sequence")
+        text.read_text(latin, "sequence")
     with pytest.raises(ModelError, match="cannot read the preset .*missing.json"):
-        paths.read_text(tmp_path / "missing.json", "preset")
+        text.read_text(tmp_path / "missing.json", "preset")
     with pytest.raises(ModelError, match="cannot read the preset"):
-        paths.read_text(tmp_path, "preset")  # a folder
+        text.read_text(tmp_path, "preset")  # a folder
     with pytest.raises(ModelError, match="no preset given"):
-        paths.read_text("", "preset")
+        text.read_text("", "preset")

@@ -142,20 +142,6 @@ def remove_leftovers(folder) -> list[Path]:
     return removed
 
 
-def read_text(path, what: str = "file") -> str:
-    """The whole text of `path` (UTF-8), or a ModelError naming the `what`, the file and why not."""
-    if path is None or not str(path).strip():
-        raise ModelError(f"no {what} given: name the file to read")
-    target = Path(path).expanduser()
-    try:
-        return target.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ModelError(f"the {what} {target} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
-                         f"{err.start}): save it as UTF-8") from None
-    except OSError as err:
-        raise ModelError(f"cannot read the {what} {target}: {_reason(err)}") from None
-
-
 def _reason(err: OSError) -> str:
     return err.strerror or type(err).__name__
 

@@ -260,7 +260,7 @@ def save_preset(path: str | Path, bone_map: dict[str, str], rig_name: str = "") 
 
 
 def load_preset(path: str | Path, bone_names: Iterable[str]) -> dict[str, str]:
-    from model_core.inputs.paths import read_text
+    from model_core.inputs.text import read_text
 
     with model_checks():
         text = read_text(path, "bone map preset")
