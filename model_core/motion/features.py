@@ -121,6 +121,26 @@ def _foot_contacts(spec: SkeletonSpec, positions: np.ndarray, threshold: float) 
     return (speed2 < threshold).astype(np.float64)
 
 
+def _checked_motion(spec, positions: np.ndarray) -> np.ndarray:
+    expected = f"(frames >= 2, {spec.joints_num}, 3)"
+    if positions.ndim != 3 or positions.shape[1:] != (spec.joints_num, 3):
+        raise ModelError(f"joints for {spec.name} must have shape {expected}, got {positions.shape}")
+    if positions.shape[0] < 2:
+        raise ModelError(f"joints_to_features needs at least 2 frames {expected}, got {positions.shape}")
+    return positions
+
+
+def _checked_offsets(spec, target_offsets, first_frame: np.ndarray) -> np.ndarray:
+    """The bone offsets to rescale to: the given ones, T2M's uniform skeleton, or the first frame's."""
+    if target_offsets is None:
+        target_offsets = T2M_UNIFORM_OFFSETS if spec is T2M else offsets_from_joints(spec, first_frame)
+    target = _float_array(target_offsets, "target_offsets")
+    if target.shape != (spec.joints_num, 3):
+        raise ModelError(f"target_offsets for {spec.name} must have shape ({spec.joints_num}, 3), "
+                         f"got {target.shape}")
+    return target
+
+
 def joints_to_features(
     joints: np.ndarray,
     dataset: str = "t2m",
@@ -142,20 +162,9 @@ def joints_to_features(
     """
     spec = get_spec(dataset)
     positions = _float_array(joints, "joints")
-    expected = f"(frames >= 2, {spec.joints_num}, 3)"
-    if positions.ndim != 3 or positions.shape[1:] != (spec.joints_num, 3):
-        raise ModelError(f"joints for {spec.name} must have shape {expected}, got {positions.shape}")
-    if positions.shape[0] < 2:
-        raise ModelError(f"joints_to_features needs at least 2 frames {expected}, got {positions.shape}")
     out_dtype = positions.dtype
-    positions = positions.astype(np.float64)
-
-    if target_offsets is None:
-        target_offsets = T2M_UNIFORM_OFFSETS if spec is T2M else offsets_from_joints(spec, positions[0])
-    target = _float_array(target_offsets, "target_offsets")
-    if target.shape != (spec.joints_num, 3):
-        raise ModelError(f"target_offsets for {spec.name} must have shape ({spec.joints_num}, 3), "
-                         f"got {target.shape}")
+    positions = _checked_motion(spec, positions).astype(np.float64)
+    target = _checked_offsets(spec, target_offsets, positions[0])
 
     positions = _face_z_at_origin(spec, rescale_bones(spec, positions, target))
     contacts = _foot_contacts(spec, positions, feet_threshold)
