@@ -28,18 +28,22 @@ CACHE = ROOT / ".cache" / "bench"  # random weights at the released shapes, writ
 PROMPT = "a person walks forward, turns around and waves"
 
 
-def _rss_mb() -> float:
-    """Resident memory now (VmRSS), in MB."""
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _peak_rss_mb() -> float:
-    import resource
+def _rss_mb() -> float:
+    """Resident memory now (VmRSS), in MB."""
+    return _status_mb("VmRSS")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), in MB. Not getrusage's ru_maxrss: Linux carries that
+    over from the parent through fork and exec, so a child reported the parent's peak (the weights it wrote)."""
+    return _status_mb("VmHWM")
 
 
 def _median_time(fn, repeats: int) -> float:
