@@ -65,7 +65,11 @@ def make_random_weights(cache: Path | None = None) -> Weights:
     (a checkout has them; the extension's wheel leaves them out)."""
     try:
         from model_core.testing.random_weights import demo_weights
-    except ImportError:
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("model_core.testing"):  # PyTorch, most likely
+            from .setup.pytorch import missing_message
+
+            raise MomaskError(missing_message([err.name or str(err)])) from None
         raise MomaskError("no MoMask weights were found, and this install cannot make the demo's random ones "
                           "(model_core.testing comes with a checkout of the repository, not with the extension).\n"
                           + HOW_TO_INSTALL) from None

@@ -1,6 +1,7 @@
 """Blender without PyTorch: the add-on's operators through a model server.
 
-A Blender process (bpy as a module) where `import torch` fails starts the add-on's local server
+A Blender process (bpy as a module) where `import torch` fails is told to install PyTorch or pick
+a server when the model is set to run in Blender, then starts the add-on's local server
 (the venv's Python, the reference model, loopback), generates onto a real rig and regenerates a
 range through it, extends the animation through the same server named as a remote one (URL and
 token in the preferences; a saved .blend does not hold the token), is refused with a wrong token
@@ -43,8 +44,17 @@ obj = bh.load_rig(Path(rig_path))
 addon_utils.enable("momask_blender", default_set=True)
 prefs = preferences.get(bpy.context)
 prefs.checkpoints, prefs.clip, prefs.server_python = checkpoints, clip, python
-prefs.model_location = "LOCAL_SERVER"
 out = {}
+
+prefs.model_location = "BLENDER"  # the model in this Python, which has no PyTorch: a message, no change
+bh.activate(obj)
+actions = len(bpy.data.actions)
+try:
+    out["in_blender"] = sorted(bpy.ops.momask.generate(prompt="a person walks", seconds=2.0, steps=3))
+except RuntimeError as err:
+    out["in_blender"] = str(err)
+out["in_blender_unchanged"] = len(bpy.data.actions) == actions and obj.animation_data is None
+prefs.model_location = "LOCAL_SERVER"
 
 
 def keys(obj):
@@ -123,6 +133,9 @@ def test_operators_run_through_a_server_in_a_blender_without_pytorch(reference_d
     assert not out["token_in_blend"], out  # the token lives in the preferences, never in the scene
     assert "token" in out["wrong_token"] and out["unchanged_after_refusal"], out
     assert not out["torch_imported"] and out["server_stopped"], out
+    # with the model set to run in Blender, the missing PyTorch is named with where to install it
+    assert "not installed" in out["in_blender"] and "Install PyTorch" in out["in_blender"], out
+    assert "internal error" not in out["in_blender"] and out["in_blender_unchanged"], out
 
 
 class Layout:

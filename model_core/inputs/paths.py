@@ -4,9 +4,7 @@ Every output goes to a temporary file beside the target and is renamed over it o
 complete, so a full disk, a crash or a cancel leaves the previous file (or none) and no partial
 one. A target that exists must be a regular file: a folder, a device (`/dev/full`), a pipe or a
 symbolic link is refused with a message rather than replaced by our file.
-
-Text files we are given (presets, prompt lists) are read whole as UTF-8 by `read_text`: a missing
-file, a folder or bytes that are not UTF-8 are a message naming the file, never a traceback.
+Text files we are given are read by `inputs.text.read_text`.
 """
 from __future__ import annotations
 

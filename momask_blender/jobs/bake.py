@@ -50,7 +50,7 @@ class Generation:
     threads: int = 0                            # CPU threads of a model run here (the Threads preference); 0: PyTorch's
 
     def check_model(self) -> None:
-        """The model can be reached: its local files are there, or a server address is given."""
+        """The model can be reached: its local files and PyTorch are there, or a server address is given."""
         if self.server and not self.local_server:
             from model_core.serve.client import ServerError, check_url
 
@@ -59,9 +59,13 @@ class Generation:
             except ServerError as err:
                 raise MomaskError(str(err)) from None
         else:
+            from ..setup.pytorch import missing_message, missing_modules
             from ..setup.weights import check_paths
 
             check_paths(self.checkpoints, self.clip)
+            missing = [] if self.local_server else missing_modules()  # a local server has its own Python
+            if missing:
+                raise MomaskError(missing_message(missing))
 
     def settings(self):
         """The model's GenerationSettings for these values."""

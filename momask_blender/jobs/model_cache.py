@@ -40,12 +40,11 @@ def model_for(generation, progress=None):
             return RemoteModel(Client(generation.server, generation.token or None))
         except ServerError as err:
             raise MomaskError(str(err)) from None
-    model = get_model(generation.checkpoints, generation.clip, generation.device)
-    if generation.threads > 0:  # every job that runs the model here gets the Threads preference
+    if generation.threads > 0:  # every job that runs the model here gets the Threads preference, its load too
         import torch
 
         torch.set_num_threads(generation.threads)
-    return model
+    return get_model(generation.checkpoints, generation.clip, generation.device)
 
 
 def get_model(checkpoints: str, clip: str, device: str = "cpu"):
@@ -62,6 +61,10 @@ def get_model(checkpoints: str, clip: str, device: str = "cpu"):
                     from None
             try:
                 model = model_core.MoMask.load(checkpoints=str(ckpt), clip=str(clip_path), device=device)
+            except ModuleNotFoundError as err:  # PyTorch (or a module it needs) is not in this Python
+                from ..setup.pytorch import missing_message
+
+                raise MomaskError(missing_message([err.name or str(err)])) from None
             except model_core.ModelError as err:
                 raise MomaskError(f"cannot load the MoMask model: {err}") from None
             except (OSError, RuntimeError, KeyError, EOFError) as err:

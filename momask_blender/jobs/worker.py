@@ -15,7 +15,7 @@ cancelled) may start again.
 The worker runs `compute(progress)` where `progress` is a `Reporter`: `progress(stage, fraction)`
 queues a `Progress` message and, once `cancel()` was called, raises `JobCancelled` instead, so a
 compute function that reports its progress stops at its next report (the model passes the
-callback's exception on: every job hands `progress` to it as it is); `progress.cancel_event` is the
+callback's exception on, so a job's own callback that calls `progress` stops it too); `progress.cancel_event` is the
 flag for code that stops on its own (downloads, pip). Whatever the compute function raises
 becomes one `Failed` message: the types in `expected` are user-facing problems (their text is
 the message), anything else is a bug and its traceback goes to the console.

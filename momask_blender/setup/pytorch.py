@@ -57,6 +57,14 @@ def missing_modules(names: Sequence[str] = RUNTIME_MODULES) -> list[str]:
     return [name for name in names if not module_available(name)]
 
 
+def missing_message(missing: Sequence[str]) -> str:
+    """What to tell a user whose Python lacks the model's modules (PyTorch, most likely)."""
+    names = ", ".join(missing)
+    return (f"the model cannot run in this Python: {names} {'is' if len(missing) == 1 else 'are'} not installed. "
+            "Install PyTorch in Edit > Preferences > Add-ons > MoMask (Install PyTorch), or let the model run "
+            "on a server or a local server there (Where the Model Runs)")
+
+
 def deps_dir(user_dir: Path) -> Path:
     """Where pip puts PyTorch: one folder per Python version, as wheels are built per version."""
     return Path(user_dir) / f"site-packages-py{sys.version_info[0]}{sys.version_info[1]}"
