@@ -32,6 +32,12 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_paths(reference_dir: Path) -> dict[str, str]:
+    """The reference models as the operators' `checkpoints` and `clip` arguments."""
+    return {"checkpoints": str(reference_dir / "checkpoints"), "clip": str(reference_dir / "clip" / "ViT-B-32.pt")}
+
+
+@pytest.fixture(scope="session")
 def cases(reference_dir: Path) -> dict[str, np.ndarray]:
     with np.load(reference_dir / "cases.npz") as data:
         return {key: data[key] for key in data.files}

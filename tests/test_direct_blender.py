@@ -24,12 +24,6 @@ CM = 0.01
 
 
 @pytest.fixture(scope="module")
-def ref():
-    ref = shared_path("reference")
-    return {"checkpoints": str(ref / "checkpoints"), "clip": str(ref / "clip" / "ViT-B-32.pt")}
-
-
-@pytest.fixture(scope="module")
 def blocked(tmp_path_factory):
     """A .blend: the rig at 24 fps with a real motion keyed on every frame (the animator's
     blocking), a Bézier path, and a collection of target empties (a waypoint, a reach)."""
@@ -95,7 +89,7 @@ def distance_to_line(point, line) -> float:
     return float(np.linalg.norm(a + t[:, None] * (b - a) - point[:2], axis=1).min())
 
 
-def test_generate_meets_keys_path_waypoint_and_reach(blocked, ref):
+def test_generate_meets_keys_path_waypoint_and_reach(blocked, model_paths):
     obj = open_blocked(blocked)
     select_keys(obj, {70})
     keyed = {70: heads(obj, 70)}
@@ -103,7 +97,7 @@ def test_generate_meets_keys_path_waypoint_and_reach(blocked, ref):
     bpy.context.scene.frame_set(1)
     done = bpy.ops.momask.generate(prompt="a person walks", seconds=4.0, steps=STEPS, variations=2, foot_lock=False,
                                    use_keys="SELECTED", path="Route", path_start=1, path_end=40, targets="Targets",
-                                   **ref)
+                                   **model_paths)
     assert done == {"FINISHED"}
     new = obj.animation_data.action
     assert new.name != old and old in bpy.data.actions and new.frame_range[0] == 1
@@ -129,7 +123,7 @@ def test_generate_meets_keys_path_waypoint_and_reach(blocked, ref):
     assert np.linalg.norm(heads(obj, 80)["left_wrist"] - touch) < 1 * CM
 
 
-def test_range_regeneration_meets_a_key_and_a_waypoint_and_keeps_the_rest(blocked, ref):
+def test_range_regeneration_meets_a_key_and_a_waypoint_and_keeps_the_rest(blocked, model_paths):
     obj = open_blocked(blocked)
     select_keys(obj, {60})
     want = heads(obj, 60)
@@ -139,7 +133,7 @@ def test_range_regeneration_meets_a_key_and_a_waypoint_and_keeps_the_rest(blocke
     stop.location = heads(obj, 48)["pelvis"] * [1, 1, 0] + [0.05, 0.1, 0]
     bpy.data.objects.remove(bpy.data.objects["Touch"])
     done = bpy.ops.momask.inpaint(prompt="a person jumps", frame_start=36, frame_end=84, steps=STEPS,
-                                  use_keys="SELECTED", targets="Targets", **ref)
+                                  use_keys="SELECTED", targets="Targets", **model_paths)
     assert done == {"FINISHED"}
     got = heads(obj, 60)
     assert np.mean([np.linalg.norm(got[j] - want[j]) for j in want]) < 4 * CM
@@ -215,14 +209,14 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_direction_is_a_message_and_changes_nothing(case, blocked, ref, tmp_path):
+def test_bad_direction_is_a_message_and_changes_nothing(case, blocked, model_paths, tmp_path):
     obj = open_blocked(blocked)
     make, message = BAD[case]
     kw = make(tmp_path) if case in ("xz_three", "nan", "unknown_joint") else make()
     bone = kw.pop("_bone", None)
     before = scene_state(obj)
     with pytest.raises(RuntimeError) as err:
-        bpy.ops.momask.generate(prompt="a person walks", seconds=4.0, steps=STEPS, **kw, **ref)
+        bpy.ops.momask.generate(prompt="a person walks", seconds=4.0, steps=STEPS, **kw, **model_paths)
     assert message in str(err.value), str(err.value)
     if bone:
         assert bone in str(err.value)
@@ -254,12 +248,12 @@ def test_curves_are_read_as_blender_evaluates_them(kind, blocked):
     assert np.allclose(loop[0], loop[-1])
 
 
-def test_command_line_directs_a_blend(blocked, ref, tmp_path):
+def test_command_line_directs_a_blend(blocked, model_paths, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "out.blend"
     base = [sys.executable, "-m", "momask_blender.bake", "--blend", str(blocked), "--prompt", "a person walks",
-            "--seconds", "3", "--steps", str(STEPS), "--checkpoints", ref["checkpoints"], "--clip", ref["clip"],
-            "--frame-start", "1", "--out", str(out)]
+            "--seconds", "3", "--steps", str(STEPS), "--checkpoints", model_paths["checkpoints"],
+            "--clip", model_paths["clip"], "--frame-start", "1", "--out", str(out)]
     good = subprocess.run(base + ["--path", "Route", "--use-keys", "all"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
     assert good.returncode == 0, good.stderr[-2000:]
@@ -271,7 +265,7 @@ def test_command_line_directs_a_blend(blocked, ref, tmp_path):
     assert "Traceback" not in bad.stderr, bad.stderr[-2000:]
 
 
-def test_sidebar_section_adds_targets_and_generate_reads_it(blocked, ref):
+def test_sidebar_section_adds_targets_and_generate_reads_it(blocked, model_paths):
     """The Direct section: Add Target makes an empty at the cursor for the current frame (one undo
     step), the panel draws, and Generate invoked from the sidebar takes the section's choices."""
     from momask_blender.ui import direct_panel, operators
@@ -306,7 +300,7 @@ def test_sidebar_section_adds_targets_and_generate_reads_it(blocked, ref):
     try:
         scene.frame_set(1)
         scene.momask.steps, scene.momask.seconds = STEPS, 3.0
-        assert bpy.ops.momask_test.direct(**ref) == {"FINISHED"}
+        assert bpy.ops.momask_test.direct(**model_paths) == {"FINISHED"}
     finally:
         bpy.utils.unregister_class(copy)
     assert operators.last_job.constraints and any(c.joint == "right_wrist" for c in operators.last_job.constraints

@@ -22,12 +22,6 @@ STEPS = 4  # the small reference model with few remasking steps keeps these test
 
 
 @pytest.fixture(scope="module")
-def model_paths():
-    ref = shared_path("reference")
-    return {"checkpoints": str(ref / "checkpoints"), "clip": str(ref / "clip" / "ViT-B-32.pt")}
-
-
-@pytest.fixture(scope="module")
 def baked(tmp_path_factory):
     """{rig: .blend path} with the sample BVH baked onto each rig (the armature selected)."""
     from momask_blender.jobs import bake

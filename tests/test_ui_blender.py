@@ -35,13 +35,7 @@ FAST = {"steps": 2, "seconds": 1.0}
 
 
 @pytest.fixture(scope="module")
-def ref():
-    ref = shared_path("reference")
-    return {"checkpoints": str(ref / "checkpoints"), "clip": str(ref / "clip" / "ViT-B-32.pt")}
-
-
-@pytest.fixture(scope="module")
-def addon(ref, tmp_path_factory):
+def addon(model_paths, tmp_path_factory):
     """The add-on enabled the way Blender enables it, preferences on the reference models; a saved
     scene with the Mixamo rig (factory settings reset the preferences, opening a file doesn't)."""
     import addon_utils
@@ -52,7 +46,7 @@ def addon(ref, tmp_path_factory):
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
     addon_utils.enable("momask_blender", default_set=True)
     assert prefs() is not None
-    prefs().checkpoints, prefs().clip = ref["checkpoints"], ref["clip"]
+    prefs().checkpoints, prefs().clip = model_paths["checkpoints"], model_paths["clip"]
     yield blend
     momask_blender.register()  # leave it registered for the other bpy test files
 
@@ -63,7 +57,7 @@ def prefs():
 
 
 @pytest.fixture
-def rig(addon, ref):
+def rig(addon, model_paths):
     """A fresh copy of the scene with the rig active, and the sidebar's settings made fast."""
     if modal.busy():
         modal.request_cancel()
@@ -75,7 +69,7 @@ def rig(addon, ref):
     bh.activate(obj)
     settings = bpy.context.scene.momask
     settings.steps, settings.seconds, settings.prompt = FAST["steps"], FAST["seconds"], "a person walks forward"
-    prefs().checkpoints = ref["checkpoints"]
+    prefs().checkpoints = model_paths["checkpoints"]
     return obj
 
 
@@ -154,13 +148,13 @@ def test_register_and_unregister_twice_leave_no_trace(addon):
     assert bpy.context.scene.momask.prompt and bpy.context.window_manager.momask_job.state == "idle"
 
 
-def test_preferences_round_trip_through_re_registration(addon, ref):
+def test_preferences_round_trip_through_re_registration(addon, model_paths):
     prefs().threads = 2
     prefs().device = "cpu"
     momask_blender.unregister()
     momask_blender.register()
     p = prefs()
-    assert (p.checkpoints, p.clip, p.threads, p.device) == (ref["checkpoints"], ref["clip"], 2, "cpu")
+    assert (p.checkpoints, p.clip, p.threads, p.device) == (model_paths["checkpoints"], model_paths["clip"], 2, "cpu")
     items = [item[0] for item in preferences._device_items(p, bpy.context)]
     assert items[0] == "cpu" and set(items) <= {"cpu", "cuda"}
     assert ("cuda" in items) == bool(preferences.cuda_name())
@@ -535,19 +529,19 @@ def test_installs_without_online_access_explain_what_to_do(addon):
     assert bpy.ops.momask.copy_torch_command() == {"FINISHED"}  # (a headless Blender has no clipboard to check)
 
 
-def test_install_weights_from_a_folder_sets_the_preferences(addon, rig, ref, tmp_path, monkeypatch, windowed):
+def test_install_weights_from_a_folder_sets_the_preferences(addon, rig, model_paths, tmp_path, monkeypatch, windowed):
     monkeypatch.setattr(preferences, "user_dir", lambda create=False: tmp_path / "user")
     install = invoking(preferences.MOMASK_OT_install_weights_run, "install")
     blend, addon = addon, prefs()
     old = addon.checkpoints, addon.clip
     try:
-        assert install(filepath=ref["checkpoints"]) == {"RUNNING_MODAL"}
+        assert install(filepath=model_paths["checkpoints"]) == {"RUNNING_MODAL"}
         result, seen = pump()
         assert result == {"FINISHED"}, bpy.context.window_manager.momask_job.message
         assert addon.checkpoints == str(tmp_path / "user" / "checkpoints") and addon.clip == old[1]
         assert preferences.model_status.checkpoints(addon.checkpoints).ok
         with pytest.raises(RuntimeError, match="not OpenAI's ViT-B/32"):  # the small test CLIP: refused, not copied
-            bpy.ops.momask.install_weights_run(filepath=ref["clip"])
+            bpy.ops.momask.install_weights_run(filepath=model_paths["clip"])
         assert not (tmp_path / "user" / "clip" / "ViT-B-32.pt").exists()
         with pytest.raises(RuntimeError, match="does not exist"):
             bpy.ops.momask.install_weights_run(filepath=str(tmp_path / "nothing.zip"))
