@@ -62,7 +62,12 @@ def probe(urls: Sequence[str], seconds: float = PROBE_SECONDS) -> dict[str, str 
         except urllib.error.HTTPError:
             answers[url] = None  # the host answered; what it said does not matter here
         except (urllib.error.URLError, OSError, ValueError) as err:
-            answers[url] = f"{url}: {getattr(err, 'reason', err)}"
+            reason = getattr(err, "reason", err)
+            # the socket's own timeout and the deadline below are the same limit: one wording for both
+            answers[url] = silent(url) if isinstance(reason, TimeoutError) else f"{url}: {reason}"
+
+    def silent(url: str) -> str:
+        return f"{url}: no answer within {seconds:g} s"
 
     threads = [threading.Thread(target=ask, args=(u,), daemon=True) for u in urls]
     for t in threads:
@@ -70,7 +75,7 @@ def probe(urls: Sequence[str], seconds: float = PROBE_SECONDS) -> dict[str, str 
     end = time.monotonic() + seconds
     for t in threads:
         t.join(max(0.0, end - time.monotonic()))
-    return {u: answers[u] if u in answers else f"{u}: no answer within {seconds:g} s" for u in urls}
+    return {u: answers[u] if u in answers else silent(u) for u in urls}
 
 
 def fetch_weights(root: Path, *, sources: Sources = RELEASED, probe_seconds: float = PROBE_SECONDS,
